@@ -1,0 +1,3 @@
+module github.com/umptcp/umptcp
+
+go 1.26.3
