@@ -3,6 +3,7 @@ module github.com/umptcp/umptcp
 go 1.26.3
 
 require (
+	github.com/google/btree v1.1.2 // indirect
 	github.com/gopacket/gopacket v1.7.7 // indirect
 	github.com/songgao/water v0.0.0-20200317203138-2b4b6d7c09d8 // indirect
 	golang.org/x/crypto v0.51.0 // indirect
