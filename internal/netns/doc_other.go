@@ -1,0 +1,4 @@
+//go:build !linux
+
+// Package netns is Linux-only: network namespaces do not exist elsewhere.
+package netns
