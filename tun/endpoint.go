@@ -325,7 +325,7 @@ func (e *Endpoint) writeGeneric(pkts []*stack.PacketBuffer) (int, tcpip.Error) {
 			off := genericOffset + copyPacket(gb[genericOffset:], pkt)
 			b := gb[genericOffset:off]
 			if IsPartialChecksum(pkt) {
-				start := pkt.NetworkHeader().View().Size()
+				start := len(pkt.NetworkHeader().Slice())
 				if CompletePartialChecksum(b, start, int(pkt.GSOOptions.CsumOffset)) == nil {
 					e.Stats.TxCsumComplete.Add(1)
 				}

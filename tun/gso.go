@@ -103,8 +103,8 @@ func VirtioNetHdrFor(pkt *stack.PacketBuffer) VirtioNetHdr {
 	if pkt.GSOOptions.Type == stack.GSONone || pkt.GSOOptions.Type == stack.GSOGvisor {
 		return h
 	}
-	l3 := uint16(pkt.NetworkHeader().View().Size())
-	l4 := uint16(pkt.TransportHeader().View().Size())
+	l3 := uint16(len(pkt.NetworkHeader().Slice()))
+	l4 := uint16(len(pkt.TransportHeader().Slice()))
 	h.HdrLen = l3 + l4
 	if pkt.GSOOptions.NeedsCsum {
 		h.Flags = VirtioNetHdrFNeedsCsum

@@ -103,23 +103,56 @@ func checkNoLeak(t *testing.T) {
 func TestKernelTCP(t *testing.T) {
 	netns.Require(t)
 	cases := []struct {
-		name    string
-		driver  tun.Driver
-		noOffld bool
+		name      string
+		driver    tun.Driver
+		noOffld   bool
+		forwarded bool
 	}{
-		{"wireguard-offload", tun.DriverWireGuard, false},
-		{"wireguard-generic", tun.DriverWireGuard, true},
-		{"water", tun.DriverWater, false},
+		{"wireguard-offload", tun.DriverWireGuard, false, false},
+		{"wireguard-offload-forwarded", tun.DriverWireGuard, false, true},
+		{"wireguard-generic", tun.DriverWireGuard, true, false},
+		{"wireguard-generic-forwarded", tun.DriverWireGuard, true, true},
+		{"water", tun.DriverWater, false, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			testKernelTCP(t, c.driver, c.noOffld)
+			testKernelTCP(t, c.driver, c.noOffld, c.forwarded)
 		})
 	}
 }
 
-func testKernelTCP(t *testing.T, driver tun.Driver, noOffload bool) {
+// Addresses of the veth pair for forwarded cases.
+var (
+	vethOurs4 = netip.MustParsePrefix("198.18.1.1/24")
+	vethPeer4 = netip.MustParsePrefix("198.18.1.2/24")
+	vethOurs6 = netip.MustParsePrefix("fd75:6d70:7470:1::1/64")
+	vethPeer6 = netip.MustParsePrefix("fd75:6d70:7470:1::2/64")
+)
+
+// testKernelTCP runs the exchange against a kernel listener on the TUN's host side, or,
+// when forwarded, in a second namespace behind a veth pair, so that super-segments are
+// forwarded by the kernel as in the benchmark topology.
+func testKernelTCP(t *testing.T, driver tun.Driver, noOffload, forwarded bool) {
 	ns := netns.New(t, "tun")
+	listenNS, listen4, listen6 := ns, host4.Addr(), host6.Addr()
+	if forwarded {
+		peer := netns.New(t, "tunpeer")
+		if err := netns.Veth(netns.VethEnd{NS: ns, Dev: "va", Addrs: []netip.Prefix{vethOurs4, vethOurs6}},
+			netns.VethEnd{NS: peer, Dev: "vb", Addrs: []netip.Prefix{vethPeer4, vethPeer6}}); err != nil {
+			t.Fatal(err)
+		}
+		for _, err := range []error{
+			ns.Sysctl("net.ipv4.ip_forward", "1"),
+			ns.Sysctl("net.ipv6.conf.all.forwarding", "1"),
+			peer.AddRoute(host4.Masked(), vethOurs4.Addr(), "vb"),
+			peer.AddRoute(host6.Masked(), vethOurs6.Addr(), "vb"),
+		} {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		listenNS, listen4, listen6 = peer, vethPeer4.Addr(), vethPeer6.Addr()
+	}
 	var (
 		dev      *tun.Device
 		ln4, ln6 net.Listener
@@ -140,12 +173,12 @@ func testKernelTCP(t *testing.T, driver tun.Driver, noOffload bool) {
 		dev.Close()
 		t.Fatalf("configure: %v", err)
 	}
-	if err := ns.Do(func() error {
+	if err := listenNS.Do(func() error {
 		var err error
-		if ln4, err = net.Listen("tcp4", host4.Addr().String()+":0"); err != nil {
+		if ln4, err = net.Listen("tcp4", listen4.String()+":0"); err != nil {
 			return err
 		}
-		ln6, err = net.Listen("tcp6", "["+host6.Addr().String()+"]:0")
+		ln6, err = net.Listen("tcp6", "["+listen6.String()+"]:0")
 		return err
 	}); err != nil {
 		dev.Close()
