@@ -261,18 +261,9 @@ func (e *Endpoint) readLoopGeneric() {
 
 // deliver copies one IP packet into a pooled gVisor view and hands it to the dispatcher.
 func (e *Endpoint) deliver(b []byte) {
-	var proto tcpip.NetworkProtocolNumber
-	switch header.IPVersion(b) {
-	case header.IPv4Version:
-		proto = header.IPv4ProtocolNumber
-	case header.IPv6Version:
-		proto = header.IPv6ProtocolNumber
-	default:
-		e.Stats.RxDropped.Add(1)
-		return
-	}
+	proto, ok := ipProto(b)
 	d := e.getDispatcher()
-	if d == nil {
+	if !ok || d == nil {
 		e.Stats.RxDropped.Add(1)
 		return
 	}
@@ -369,4 +360,16 @@ func copyPacket(dst []byte, pkt *stack.PacketBuffer) int {
 		off = 0
 	}
 	return n
+}
+
+// ipProto tells IPv4 from IPv6 by the version nibble (a TUN device without IFF_NO_PI
+// framing carries nothing else to go by).
+func ipProto(b []byte) (tcpip.NetworkProtocolNumber, bool) {
+	switch header.IPVersion(b) {
+	case header.IPv4Version:
+		return header.IPv4ProtocolNumber, true
+	case header.IPv6Version:
+		return header.IPv6ProtocolNumber, true
+	}
+	return 0, false
 }

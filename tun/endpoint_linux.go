@@ -6,6 +6,7 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
@@ -92,16 +93,65 @@ func (e *Endpoint) writeFlat(hdr []byte, pkt *stack.PacketBuffer) unix.Errno {
 	return errno
 }
 
-// readLoopOffload reads one packet per read(2) with its virtio-net header. Super-packets
-// (the kernel's TSO/GRO output, up to 64 KiB) go to gVisor whole instead of being split
-// and checksummed per segment as wireguard-go's Read does: one trip through gVisor per
-// 64 KiB. See the package documentation for what a wrapper sees.
+// rxViewSizes are the buffers one read(2) scatters into (after the virtio-net header):
+// 64 KiB in all, the first small enough that an ACK takes only 512 bytes of pooled memory.
+// Filled views go to gVisor as the packet's payload without a copy and are replaced from
+// gVisor's chunk pool, the scheme of gVisor's link/fdbased readVDispatcher.
+var rxViewSizes = [...]int{512, 512, 1024, 2048, 4096, 8192, 16384, 32768}
+
+// rxState is the read goroutine's scatter list; only routineReadFromTUN touches it.
+type rxState struct {
+	hdr   [VirtioNetHdrLen]byte
+	views [len(rxViewSizes)]*buffer.View
+	iov   [1 + len(rxViewSizes)]unix.Iovec
+	n     int        // bytes read by the last readv
+	errno unix.Errno // its error
+	flat  []byte     // scratch for verifying checksums of unflagged packets
+	readv func(uintptr) bool
+}
+
+func (r *rxState) fill(i int) {
+	v := buffer.NewViewSize(rxViewSizes[i])
+	r.views[i] = v
+	b := v.AsSlice()
+	r.iov[1+i].Base = &b[0]
+	r.iov[1+i].SetLen(len(b))
+}
+
+// readLoopOffload reads one packet per readv(2), with its virtio-net header, through Go's
+// poller (RawConn.Read parks the goroutine on EAGAIN; Close wakes it). Super-packets (the
+// kernel's TSO/GRO output, up to 64 KiB) go to gVisor whole instead of being split and
+// checksummed per segment as wireguard-go's Read does: one trip through gVisor per 64 KiB.
+// See the package documentation for what a wrapper sees.
 func (e *Endpoint) readLoopOffload() {
-	buf := make([]byte, VirtioNetHdrLen+maxPacket)
+	sc, err := e.dev.file.SyscallConn()
+	if err != nil {
+		return
+	}
+	r := &rxState{flat: make([]byte, maxPacket)}
+	r.iov[0].Base = &r.hdr[0]
+	r.iov[0].SetLen(len(r.hdr))
+	for i := range rxViewSizes {
+		r.fill(i)
+	}
+	defer func() {
+		for _, v := range r.views {
+			v.Release()
+		}
+	}()
+	// Bound once: RawConn.Read takes a func, and a fresh closure per read would allocate.
+	r.readv = func(fd uintptr) bool {
+		n, _, errno := unix.Syscall(unix.SYS_READV, fd, uintptr(unsafe.Pointer(&r.iov[0])), uintptr(len(r.iov)))
+		r.n, r.errno = int(n), errno
+		return errno != unix.EAGAIN
+	}
 	for {
-		n, err := e.dev.file.Read(buf)
+		err := sc.Read(r.readv)
+		if err == nil && r.errno != 0 {
+			err = r.errno
+		}
 		if err != nil {
-			if errors.Is(err, unix.EBADFD) {
+			if errors.Is(err, unix.EBADFD) || errors.Is(err, unix.EBADF) {
 				err = os.ErrClosed
 			}
 			if e.readFailed(err) {
@@ -109,18 +159,56 @@ func (e *Endpoint) readLoopOffload() {
 			}
 			continue
 		}
-		e.deliverOffload(buf[:n])
+		e.deliverScattered(r)
 	}
 }
 
-// deliverOffload checks one packet read with its virtio-net header and delivers it.
-func (e *Endpoint) deliverOffload(b []byte) {
+// deliverScattered turns the last readv into a packet: the filled views become its payload.
+func (e *Endpoint) deliverScattered(r *rxState) {
 	var h VirtioNetHdr
-	if !h.Decode(b) {
+	if r.n < VirtioNetHdrLen || !h.Decode(r.hdr[:]) {
 		e.Stats.RxDropped.Add(1)
 		return
 	}
-	p := b[VirtioNetHdrLen:]
+	size := r.n - VirtioNetHdrLen
+	if !e.acceptOffload(&h, r.views[0].AsSlice()[:min(size, rxViewSizes[0])]) {
+		return
+	}
+	if h.Flags&(VirtioNetHdrFNeedsCsum|VirtioNetHdrFDataValid) == 0 {
+		off := 0
+		for i := 0; off < size; i++ {
+			off += copy(r.flat[off:size], r.views[i].AsSlice())
+		}
+		if !verifyChecksums(r.flat[:size]) {
+			e.Stats.RxBadChecksum.Add(1)
+			return
+		}
+	}
+	proto, ok := ipProto(r.views[0].AsSlice())
+	d := e.getDispatcher()
+	if !ok || d == nil {
+		e.Stats.RxDropped.Add(1)
+		return
+	}
+	var payload buffer.Buffer
+	for i, rem := 0, size; rem > 0; i++ {
+		v := r.views[i]
+		if rem < v.Size() {
+			v.CapLength(rem)
+		}
+		rem -= v.Size()
+		payload.Append(v)
+		r.fill(i)
+	}
+	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: payload})
+	e.Stats.RxPackets.Add(1)
+	d.DeliverNetworkPacket(proto, pkt)
+	pkt.DecRef()
+}
+
+// acceptOffload checks the virtio-net header of a read packet whose first bytes are
+// first, counting what it drops.
+func (e *Endpoint) acceptOffload(h *VirtioNetHdr, first []byte) bool {
 	switch h.GSOType &^ VirtioNetHdrGSOECN {
 	case VirtioNetHdrGSONone:
 	case VirtioNetHdrGSOTCPv4, VirtioNetHdrGSOTCPv6:
@@ -128,6 +216,26 @@ func (e *Endpoint) deliverOffload(b []byte) {
 	default:
 		// UDP GSO is not enabled (tunOffloads), so the kernel should not send it.
 		e.Stats.RxDropped.Add(1)
+		return false
+	}
+	if len(first) == 0 {
+		e.Stats.RxDropped.Add(1)
+		return false
+	}
+	return true
+}
+
+// deliverOffload checks one packet read with its virtio-net header, in one contiguous
+// buffer, and delivers it (a copy). The read loop uses deliverScattered instead; this is
+// the same logic for callers holding a flat frame (tests).
+func (e *Endpoint) deliverOffload(b []byte) {
+	var h VirtioNetHdr
+	if !h.Decode(b) {
+		e.Stats.RxDropped.Add(1)
+		return
+	}
+	p := b[VirtioNetHdrLen:]
+	if !e.acceptOffload(&h, p) {
 		return
 	}
 	// NEEDS_CSUM: built by this host's stack, never crossed a wire; the checksum field
