@@ -316,3 +316,55 @@ func TestOpenErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestConfigureHost checks MTU, up, addresses (IPv6 usable at once) and routes as the
+// kernel reports them.
+func TestConfigureHost(t *testing.T) {
+	netns.Require(t)
+	ns := netns.New(t, "tuncfg")
+	var dev *tun.Device
+	if err := ns.Do(func() error {
+		var err error
+		dev, err = tun.Open(tun.Config{Name: "umpcfg0"})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	err := dev.ConfigureHost(tun.HostConfig{
+		Addresses: []tun.Address{{Prefix: host4, Peer: stack4.Addr()}, {Prefix: host6}},
+		MTU:       1400,
+		Routes:    []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("fd75:6d70:7470:99::/64")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dev.MTU() != 1400 {
+		t.Errorf("MTU() = %d", dev.MTU())
+	}
+	link := ns.MustRun(t, "ip", "link", "show", "umpcfg0")
+	if !strings.Contains(link, "mtu 1400") || !strings.Contains(link, ",UP") {
+		t.Errorf("link: %s", link)
+	}
+	addrs := ns.MustRun(t, "ip", "addr", "show", "umpcfg0")
+	for _, want := range []string{"inet 198.18.0.1 peer 198.18.0.2/24", "inet6 fd75:6d70:7470::1/64"} {
+		if !strings.Contains(addrs, want) {
+			t.Errorf("addresses lack %q:\n%s", want, addrs)
+		}
+	}
+	if strings.Contains(addrs, "tentative") {
+		t.Errorf("IPv6 address is tentative (DAD not skipped):\n%s", addrs)
+	}
+	routes := ns.MustRun(t, "ip", "route", "show") + ns.MustRun(t, "ip", "-6", "route", "show")
+	for _, want := range []string{"198.51.100.0/24 dev umpcfg0", "fd75:6d70:7470:99::/64 dev umpcfg0"} {
+		if !strings.Contains(routes, want) {
+			t.Errorf("routes lack %q:\n%s", want, routes)
+		}
+	}
+	if err := dev.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.ConfigureHost(tun.HostConfig{MTU: 1500}); !errors.Is(err, tun.ErrClosed) {
+		t.Errorf("configure after close: %v, want ErrClosed", err)
+	}
+}
