@@ -253,7 +253,7 @@ func (a *Analyzer) Add(p *Packet) {
 		sf.closed = true
 		if !sf.queued {
 			sf.queued = true
-			a.closedFlows = append(a.closedFlows, sf)
+			a.queueClosed(sf)
 		}
 	}
 }
@@ -307,6 +307,23 @@ func findValid(p *Packet, st options.Subtype) *options.Option {
 		}
 	}
 	return nil
+}
+
+// queueClosed remembers a closed subflow as the first to forget. Subflows
+// forgotten because their 4-tuple was reused stay in the queue until it is
+// compacted, which keeps it no longer than the subflow limit.
+func (a *Analyzer) queueClosed(sf *subflow) {
+	if len(a.closedFlows) >= a.lim.MaxSubflows {
+		live := a.closedFlows[:0]
+		for _, x := range a.closedFlows {
+			if a.flows[x.key] == x {
+				live = append(live, x)
+			}
+		}
+		clear(a.closedFlows[len(live):])
+		a.closedFlows = live
+	}
+	a.closedFlows = append(a.closedFlows, sf)
 }
 
 // evictFlow forgets the oldest closed subflow; false if there is none.
