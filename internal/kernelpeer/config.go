@@ -40,6 +40,10 @@ type Config struct {
 	// WriteDelay is a pause after each Write, so that small writes leave as separate
 	// segments.
 	WriteDelay time.Duration
+	// StartDelay is a pause between the connection coming up and the first Write, for
+	// example to let the path managers announce addresses and open subflows before the
+	// data flows.
+	StartDelay time.Duration
 
 	// Sink reads until EOF (the peer's DATA_FIN), hashing what it reads.
 	Sink bool
@@ -68,7 +72,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("kernelpeer: negative send size %d", c.Send)
 	case c.Echo && (c.Sink || c.Send > 0):
 		return errors.New("kernelpeer: echo excludes send and sink")
-	case c.WriteDelay < 0 || c.Hold < 0:
+	case c.WriteDelay < 0 || c.StartDelay < 0 || c.Hold < 0:
 		return errors.New("kernelpeer: negative duration")
 	}
 	return c.Writes.Validate()

@@ -149,13 +149,9 @@ func Run(ctx context.Context, role string, c *net.TCPConn, cfg Config) (Result, 
 	if cfg.Linger0 && !cfg.Sink && !cfg.Echo && rerr == nil && werr == nil {
 		perr = waitPending(c)
 	}
-	if cfg.Hold > 0 && ctx.Err() == nil {
-		t := time.NewTimer(cfg.Hold)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-		}
+	var herr error
+	if cfg.Hold > 0 {
+		herr = sleep(ctx, cfg.Hold)
 	}
 	if res.MPTCP {
 		res.Info, _ = readInfo(c)
@@ -169,14 +165,30 @@ func Run(ctx context.Context, role string, c *net.TCPConn, cfg Config) (Result, 
 
 	res.Sent, res.SentSHA256 = sent.sum()
 	res.Received, res.ReceivedSHA256 = recv.sum()
-	err := errors.Join(rerr, werr, perr, lerr, cerr)
-	if err != nil && ctx.Err() != nil {
+	err := errors.Join(rerr, werr, perr, herr, lerr, cerr)
+	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		// Say why the deadline-interrupted I/O failed.
 		err = fmt.Errorf("%w (%w)", ctx.Err(), err)
 	}
 	if err != nil {
 		res.Error = err.Error()
 	}
 	return res, err
+}
+
+// sleep waits for d, or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func fail(res Result, err error) (Result, error) {
@@ -190,6 +202,9 @@ func send(ctx context.Context, c *net.TCPConn, sent *counter, cfg Config) error 
 	src := Payload(cfg.Seed)
 	sizes := newWriteSizes(cfg.Writes, cfg.Seed)
 	buf := make([]byte, max(cfg.Writes.Max, defaultWrite))
+	if err := sleep(ctx, cfg.StartDelay); err != nil {
+		return err
+	}
 	for left := cfg.Send; left > 0; {
 		b := buf[:min(int64(sizes.next()), left)]
 		src.Read(b) // ChaCha8.Read always fills b
@@ -199,13 +214,9 @@ func send(ctx context.Context, c *net.TCPConn, sent *counter, cfg Config) error 
 		if err != nil {
 			return fmt.Errorf("write: %w", err)
 		}
-		if cfg.WriteDelay > 0 && left > 0 {
-			t := time.NewTimer(cfg.WriteDelay)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return ctx.Err()
+		if left > 0 {
+			if err := sleep(ctx, cfg.WriteDelay); err != nil {
+				return err
 			}
 		}
 	}

@@ -62,6 +62,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Uint64Var(&cfg.Seed, "seed", seed, "payload seed (client 1, server 2 by default)")
 	fs.Var(&cfg.Writes, "writes", "size of each write: `SIZE` or MIN-MAX (default 32K)")
 	fs.DurationVar(&cfg.WriteDelay, "write-delay", 0, "pause after each write")
+	fs.DurationVar(&cfg.StartDelay, "start-delay", 0, "pause before the first write (e.g. for subflows to come up)")
 	fs.BoolVar(&cfg.Sink, "sink", false, "read everything until the peer's DATA_FIN")
 	fs.BoolVar(&cfg.Echo, "echo", false, "write back everything read")
 	fs.BoolVar(&cfg.Linger0, "linger0", false, "close with SO_LINGER 0; without --sink/--echo, wait for unread data first (MP_FASTCLOSE)")
