@@ -76,9 +76,11 @@ func runDecode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		an = decode.NewAnalyzer(decode.Limits{})
 	}
 	var (
-		p       decode.Packet
-		line    []byte
-		readErr error
+		p           decode.Packet
+		line        []byte
+		readErr     error
+		frames      int
+		unsupported int // frames of a link type we cannot decode
 	)
 	for {
 		if err := rd.Next(&p); err != nil {
@@ -86,6 +88,10 @@ func runDecode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				readErr = err
 			}
 			break
+		}
+		frames++
+		if p.Status == decode.StatusUnsupportedLink {
+			unsupported++
 		}
 		if an != nil {
 			an.Add(&p)
@@ -118,6 +124,10 @@ func runDecode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	if readErr != nil {
 		fmt.Fprintf(stderr, "umptcp decode: %s: %v\n", name, readErr)
+		return exitUsage
+	}
+	if unsupported > 0 && unsupported == frames {
+		fmt.Fprintf(stderr, "umptcp decode: %s: link type %d is not supported (see go doc github.com/umptcp/umptcp/decode)\n", name, p.LinkType)
 		return exitUsage
 	}
 	return status

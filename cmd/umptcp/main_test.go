@@ -39,6 +39,17 @@ func segment(toServer bool, flags uint8, seq uint32, opts []byte) []byte {
 	return b
 }
 
+// pcapOf writes frames as a pcap of link type lt.
+func pcapOf(lt layers.LinkType, frames ...[]byte) []byte {
+	var buf bytes.Buffer
+	w := pcapgo.NewWriter(&buf)
+	w.WriteFileHeader(65535, lt)
+	for i, f := range frames {
+		w.WritePacket(gopacket.CaptureInfo{Timestamp: time.Unix(int64(i), 0), CaptureLength: len(f), Length: len(f)}, f)
+	}
+	return buf.Bytes()
+}
+
 // capture writes a pcap of an MP_CAPABLE handshake and, if badJoin, an
 // MP_JOIN SYN with a token that matches no key.
 func capture(t *testing.T, badJoin bool) []byte {
@@ -53,13 +64,7 @@ func capture(t *testing.T, badJoin bool) []byte {
 	if badJoin {
 		frames = append(frames, segment(true, 0x02, 7, options.MPJoin{Variant: options.JoinSYN, Token: 0xdeadbeef, Nonce: 1}.Append(nil)))
 	}
-	var buf bytes.Buffer
-	w := pcapgo.NewWriter(&buf)
-	w.WriteFileHeader(65535, layers.LinkTypeRaw)
-	for i, f := range frames {
-		w.WritePacket(gopacket.CaptureInfo{Timestamp: time.Unix(int64(i), 0), CaptureLength: len(f), Length: len(f)}, f)
-	}
-	return buf.Bytes()
+	return pcapOf(layers.LinkTypeRaw, frames...)
 }
 
 func writeFile(t *testing.T, name string, b []byte) string {
@@ -85,6 +90,7 @@ func TestRun(t *testing.T) {
 	empty := writeFile(t, "empty.pcap", nil)
 	text := writeFile(t, "notes.txt", []byte("these are not packets\n"))
 	missing := filepath.Join(t.TempDir(), "missing.pcap")
+	usb := writeFile(t, "usb.pcap", pcapOf(layers.LinkType(220), make([]byte, 64)))
 	tests := []struct {
 		name   string
 		args   []string
@@ -121,6 +127,7 @@ func TestRun(t *testing.T) {
 		{"directory", []string{"decode", t.TempDir()}, nil, 2, "", true, "is a directory\n"},
 		{"truncated", []string{"decode", truncated}, nil, 2, strings.Join(strings.SplitAfter(wantText, "\n")[:3], ""), true,
 			"umptcp decode: " + truncated + ": truncated packet record at frame 4\n"},
+		{"unsupported link type", []string{"decode", usb}, nil, 2, "", true, "umptcp decode: " + usb + ": link type 220 is not supported"},
 		{"truncated verify", []string{"decode", "--verify", truncated}, nil, 2, "3 frames,", false, "truncated packet record at frame 4"},
 	}
 	for _, tt := range tests {
