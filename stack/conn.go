@@ -1,0 +1,1088 @@
+package stack
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/waiter"
+
+	"github.com/umptcp/umptcp/options"
+	"github.com/umptcp/umptcp/subflow"
+)
+
+// Conn is one MPTCP connection, or a TCP connection after fallback. It is a
+// net.Conn: Read and Write may be called concurrently, and deadlines and
+// CloseWrite work as on a *net.TCPConn.
+//
+// Locking: readMu serialises readers, writeMu writers; stateMu guards the
+// connection's close and error state and is a leaf (nothing is called while
+// holding it). The option shim reads the fields it needs through atomics.
+// Order: writeMu → gVisor endpoint locks → subflow locks.
+type Conn struct {
+	st            *Stack
+	role          subflow.Role
+	local, remote netip.AddrPort
+	token         uint32
+	localKey      uint64
+	created       time.Time
+
+	remoteKey atomic.Uint64
+	checksum  atomic.Bool
+	mptcp     atomic.Bool
+	fallback  atomic.Uint32 // a subflow.FallbackReason
+	// plain: TCP from the handshake on; no subflow state at all.
+	plain bool
+
+	subMu  sync.Mutex
+	subs   atomic.Pointer[[]*sub] // copy-on-write list, read without locks
+	joined bool                   // ever more than one subflow: fallback impossible (§3.7)
+
+	writeMu  sync.Mutex
+	sndNxt   atomic.Uint64 // next data sequence number to send (the DATA_FIN takes one)
+	sendBuf  sendBuffer
+	sndUna   atomic.Uint64 // the peer's DATA_ACK
+	wndEnd   atomic.Uint64 // the peer's data-level window ends before this DSN
+	wndKnown atomic.Bool
+
+	readMu   sync.Mutex
+	rcvNxt   atomic.Uint64 // next data sequence number expected: our DATA_ACK
+	rcvNxtOK atomic.Bool
+	ofo      ofoQueue
+	csumRX   csumStage
+
+	finPending atomic.Bool // our DATA_FIN is out and not acknowledged
+	finSeq     atomic.Uint64
+	fastClose  atomic.Bool // we are aborting: RSTs carry MP_FASTCLOSE
+	ackArmed   atomic.Bool
+
+	stateMu    sync.Mutex
+	peerFIN    bool
+	peerFINSeq uint64
+	eof        bool
+	wrClosed   bool
+	closed     bool
+	finAcked   bool
+	lingerZero bool
+	err        error
+	resets     []ResetInfo
+	// failPending: we sent MP_FAIL for the mapping at failDSN and dropped
+	// its data (§3.7).
+	failPending bool
+	failDSN     uint64
+	closeTimer  *time.Timer
+	finTimer    *time.Timer
+	finRTO      time.Duration
+	removed     bool
+
+	readCh  chan struct{}
+	writeCh chan struct{}
+	doneCh  chan struct{} // closed when the connection is closed or failed
+	rd, wd  deadline
+
+	work   atomic.Uint32
+	queued atomic.Bool
+}
+
+// sub is one subflow of a connection: its gVisor endpoint and MPTCP state.
+type sub struct {
+	ep     tcpip.Endpoint
+	wq     *waiter.Queue
+	flow   *flow
+	sf     *subflow.Subflow
+	rEntry waiter.Entry
+	wEntry waiter.Entry
+	// Reader state, under the connection's readMu.
+	rxEOF bool
+	rxErr error
+	stage csumStage
+}
+
+// ResetInfo is an MP_TCPRST the peer sent (RFC 8684 §3.6).
+type ResetInfo struct {
+	Reason    uint8
+	Transient bool
+	Subflow   netip.AddrPort // our side of the subflow it came on
+}
+
+var (
+	// ErrFastClosed is returned once the peer aborted the connection with
+	// MP_FASTCLOSE (RFC 8684 §3.5).
+	ErrFastClosed = errors.New("umptcp: connection reset by peer (MP_FASTCLOSE)")
+	// ErrAborted is returned after Close with linger 0 or unread data.
+	ErrAborted = errors.New("umptcp: connection aborted")
+	// ErrReset is returned when the connection's last subflow was reset.
+	ErrReset = errors.New("umptcp: connection reset by peer")
+	// ErrProtocol is returned when the peer broke the protocol in a way
+	// the connection cannot survive (e.g. data with no mapping on a
+	// connection that cannot fall back).
+	ErrProtocol = errors.New("umptcp: MPTCP protocol violation by peer")
+	// ErrCorrupted is returned when data failed its DSS checksum and the
+	// peer fell back to TCP without sending it again: the stream cannot
+	// continue without corruption.
+	ErrCorrupted = errors.New("umptcp: data corrupted in transit (DSS checksum) and not sent again")
+)
+
+const (
+	workDataAck uint32 = 1 << iota
+	workFIN
+	workClose
+	workAbort
+	workDrain
+	workReset
+	workPureACK
+)
+
+func newConn(st *Stack, role subflow.Role, local, remote netip.AddrPort, key uint64, token uint32) *Conn {
+	c := &Conn{
+		st: st, role: role, local: local, remote: remote, localKey: key, token: token, created: time.Now(),
+		readCh:  make(chan struct{}, 1),
+		writeCh: make(chan struct{}, 1),
+		doneCh:  make(chan struct{}),
+		finRTO:  200 * time.Millisecond,
+	}
+	c.rd.init()
+	c.wd.init()
+	empty := []*sub{}
+	c.subs.Store(&empty)
+	_, idsn := options.TokenIDSN(key)
+	c.sndNxt.Store(idsn + 1)
+	c.sndUna.Store(idsn + 1)
+	c.sendBuf.init(idsn+1, st.cfg.SendBuffer)
+	return c
+}
+
+func notify(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Conn) subList() []*sub { return *c.subs.Load() }
+
+// addSub attaches a subflow; ep may be nil for a responder's subflow until
+// it is accepted (attach).
+func (c *Conn) addSub(s *sub) {
+	c.subMu.Lock()
+	defer c.subMu.Unlock()
+	old := c.subList()
+	if len(old) > 0 {
+		c.joined = true
+	}
+	l := append(append(make([]*sub, 0, len(old)+1), old...), s)
+	c.subs.Store(&l)
+}
+
+// attach gives a subflow its gVisor endpoint and subscribes to its events.
+func (c *Conn) attach(s *sub, ep tcpip.Endpoint, wq *waiter.Queue) {
+	s.ep, s.wq = ep, wq
+	ep.SocketOptions().SetDelayOption(false)
+	s.rEntry = waiter.NewFunctionEntry(waiter.ReadableEvents|waiter.EventHUp|waiter.EventErr, func(waiter.EventMask) {
+		notify(c.readCh)
+		if c.isClosed() {
+			c.queueWork(workDrain)
+		}
+	})
+	s.wEntry = waiter.NewFunctionEntry(waiter.WritableEvents|waiter.EventHUp|waiter.EventErr, func(waiter.EventMask) {
+		notify(c.writeCh)
+	})
+	wq.EventRegister(&s.rEntry)
+	wq.EventRegister(&s.wEntry)
+}
+
+// onEstablished records the peer's key once the handshake negotiated MPTCP.
+func (c *Conn) onEstablished(remoteKey uint64, checksum bool) {
+	c.remoteKey.Store(remoteKey)
+	c.checksum.Store(checksum)
+	_, idsn := options.TokenIDSN(remoteKey)
+	c.rcvNxt.Store(idsn + 1)
+	c.rcvNxtOK.Store(true)
+	if !c.mptcp.Swap(true) {
+		c.st.counters.MPCurrEstab.Add(1)
+	}
+}
+
+// txState is what the shim stamps on the connection's outgoing segments.
+func (c *Conn) txState() subflow.ConnState {
+	return subflow.ConnState{
+		DataAck: c.rcvNxt.Load(), DataAckOK: c.rcvNxtOK.Load(),
+		DataFIN: c.finPending.Load(), DataFINSeq: c.finSeq.Load(),
+		FastClose: c.fastClose.Load(),
+	}
+}
+
+func (c *Conn) rxRefs() subflow.Refs {
+	return subflow.Refs{RcvNxt: c.rcvNxt.Load(), SndUna: c.sndUna.Load()}
+}
+
+// fellBack reports whether the connection is plain TCP now.
+func (c *Conn) fellBack() bool { return c.plain || c.fallback.Load() != 0 }
+
+// canFallback: only a connection that never had a second subflow can turn
+// into plain TCP (§3.7).
+func (c *Conn) canFallback() bool {
+	c.subMu.Lock()
+	defer c.subMu.Unlock()
+	return !c.joined
+}
+
+// onFallback makes the connection plain TCP from now on: the data level
+// stops waiting for DATA_ACKs, which will not come (Linux does the same:
+// mptcp_incoming_options on fallback).
+func (c *Conn) onFallback(r subflow.FallbackReason) {
+	if r == subflow.NoFallback || !c.fallback.CompareAndSwap(0, uint32(r)) {
+		return
+	}
+	if c.mptcp.Swap(false) {
+		c.st.counters.MPCurrEstab.Add(^uint64(0))
+	}
+	for _, s := range c.subList() {
+		s.sf.SetFallback(r)
+	}
+	notify(c.writeCh)
+	notify(c.readCh)
+}
+
+// onDataAck handles the peer's DATA_ACK and window (§3.3.2, §3.3.4).
+func (c *Conn) onDataAck(ack, wnd uint64) {
+	if int64(ack-c.sndNxt.Load()) > 0 {
+		return // acknowledges data never sent: ignore, as Linux does
+	}
+	for {
+		una := c.sndUna.Load()
+		if int64(ack-una) <= 0 || c.sndUna.CompareAndSwap(una, ack) {
+			break
+		}
+	}
+	end := ack + wnd
+	for {
+		e := c.wndEnd.Load()
+		if (c.wndKnown.Load() && int64(end-e) <= 0) || c.wndEnd.CompareAndSwap(e, end) {
+			break
+		}
+	}
+	c.wndKnown.Store(true)
+	notify(c.writeCh)
+	if c.finPending.Load() && int64(ack-c.finSeq.Load()) > 0 {
+		c.finPending.Store(false)
+		c.stateMu.Lock()
+		c.finAcked = true
+		if c.finTimer != nil {
+			c.finTimer.Stop()
+		}
+		c.stateMu.Unlock()
+		c.queueWork(workClose)
+	}
+}
+
+// onPeerDataFIN records the peer's DATA_FIN; the reader reaches it.
+func (c *Conn) onPeerDataFIN(seq uint64) {
+	c.stateMu.Lock()
+	if !c.peerFIN {
+		c.peerFIN, c.peerFINSeq = true, seq
+	}
+	closed := c.closed
+	c.stateMu.Unlock()
+	notify(c.readCh)
+	if closed {
+		c.queueWork(workDrain)
+	}
+}
+
+func (c *Conn) onPeerReset(s *flow, reason, flags uint8) {
+	c.stateMu.Lock()
+	if len(c.resets) < 16 {
+		c.resets = append(c.resets, ResetInfo{Reason: reason, Transient: flags&options.TCPRstFlagTransient != 0, Subflow: s.local})
+	}
+	c.stateMu.Unlock()
+}
+
+func (c *Conn) setErr(err error) {
+	c.stateMu.Lock()
+	if c.err == nil {
+		c.err = err
+	}
+	c.stateMu.Unlock()
+	notify(c.readCh)
+	notify(c.writeCh)
+}
+
+func (c *Conn) getErr() error {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	return c.err
+}
+
+func (c *Conn) isClosed() bool {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	return c.closed
+}
+
+// Read implements net.Conn.
+func (c *Conn) Read(p []byte) (int, error) {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	for {
+		if c.isClosed() {
+			return 0, c.opErr("read", net.ErrClosed)
+		}
+		n, err := c.readOnce(p)
+		if n > 0 {
+			c.afterRead()
+			return n, nil
+		}
+		if err == io.EOF {
+			return 0, io.EOF
+		}
+		if err != nil {
+			return 0, c.opErr("read", err)
+		}
+		if len(p) == 0 {
+			return 0, nil
+		}
+		if err := c.wait(c.readCh, &c.rd); err != nil {
+			return 0, c.opErr("read", err)
+		}
+	}
+}
+
+// wait blocks until ch is signalled, the deadline passes or the connection
+// is closed.
+func (c *Conn) wait(ch chan struct{}, d *deadline) error {
+	select {
+	case <-ch:
+		return nil
+	case <-d.done():
+		return os.ErrDeadlineExceeded
+	case <-c.doneCh:
+		return nil // the caller finds the error or EOF
+	}
+}
+
+// readOnce reads what is ready without blocking.
+func (c *Conn) readOnce(p []byte) (int, error) {
+	if c.plain {
+		return c.readPlain(p)
+	}
+	for {
+		if n := c.ofo.take(p, &c.rcvNxt); n > 0 {
+			return n, nil
+		}
+		if c.reachedFIN() {
+			return 0, io.EOF
+		}
+		if err := c.getErr(); err != nil {
+			return 0, err
+		}
+		progress, allEOF := false, true
+		for _, s := range c.subList() {
+			if s.ep == nil {
+				allEOF = false
+				continue
+			}
+			if s.rxEOF || s.rxErr != nil {
+				continue
+			}
+			allEOF = false
+			n, moved := c.readSub(s, p)
+			if n > 0 {
+				return n, nil
+			}
+			progress = progress || moved
+		}
+		if allEOF && len(c.subList()) > 0 {
+			// Every subflow is finished and no DATA_FIN came: Linux
+			// treats that as the end of the stream (mptcp_check_for_eof).
+			for _, s := range c.subList() {
+				if s.rxErr != nil {
+					return 0, s.rxErr
+				}
+			}
+			return 0, io.EOF
+		}
+		if !progress {
+			return 0, nil
+		}
+	}
+}
+
+// reachedFIN reports EOF once every byte before the peer's DATA_FIN was
+// read, and acknowledges the DATA_FIN (§3.3.3).
+func (c *Conn) reachedFIN() bool {
+	c.stateMu.Lock()
+	if c.eof {
+		c.stateMu.Unlock()
+		return true
+	}
+	if !c.peerFIN || c.rcvNxt.Load() != c.peerFINSeq {
+		c.stateMu.Unlock()
+		return false
+	}
+	c.eof = true
+	c.rcvNxt.Store(c.peerFINSeq + 1)
+	c.stateMu.Unlock()
+	c.queueWork(workDataAck | workClose)
+	return true
+}
+
+// readSub moves data from one subflow: into p when it is the next data in
+// sequence, into the out-of-order queue when it is later, nowhere when it
+// is a duplicate. moved reports whether anything was consumed.
+func (c *Conn) readSub(s *sub, p []byte) (n int, moved bool) {
+	m, rel, ok := s.sf.NextRX()
+	if !ok {
+		return 0, c.unmapped(s)
+	}
+	if c.checksum.Load() && !m.Infinite {
+		return c.readChecked(s, p, m, rel)
+	}
+	dsn := m.DSN + uint64(rel-m.SSN)
+	remaining := int(m.End() - rel)
+	next := c.rcvNxt.Load()
+	switch d := int64(dsn - next); {
+	case d == 0:
+		k := min(len(p), remaining)
+		got := c.readEP(s, p[:k])
+		if got > 0 {
+			s.sf.Consumed(got)
+			c.rcvNxt.Store(next + uint64(got))
+			s.ep.ModerateRecvBuf(got)
+		}
+		return got, false
+	case d < 0:
+		k := int(min(uint64(remaining), uint64(-d)))
+		got := c.discardEP(s, k)
+		if got > 0 {
+			s.sf.Consumed(got)
+			c.st.counters.DuplicateData.Add(1)
+		}
+		return 0, got > 0
+	case m.Infinite:
+		// Plain TCP after a fallback cannot fill a hole in the data: the
+		// peer fell back past data we dropped (a failed DSS checksum;
+		// Linux delivers such data, we refuse to). Nothing can be read
+		// correctly any more.
+		c.st.counters.DSSCorruptionReset.Add(1)
+		c.setErr(ErrCorrupted)
+		c.abortSubflows()
+		return 0, false
+	default:
+		k := min(remaining, c.ofo.room(c.st.cfg.ReceiveBuffer))
+		if k <= 0 {
+			return 0, false
+		}
+		buf := make([]byte, k)
+		got := c.readEP(s, buf)
+		if got > 0 {
+			s.sf.Consumed(got)
+			c.ofo.insert(dsn, buf[:got], next)
+			c.st.counters.OFOQueue.Add(1)
+		}
+		return 0, got > 0
+	}
+}
+
+// readEP reads into p from the subflow's endpoint, recording its end or
+// failure.
+func (c *Conn) readEP(s *sub, p []byte) int {
+	w := tcpip.SliceWriter(p)
+	res, err := s.ep.Read(&w, tcpip.ReadOptions{})
+	c.noteReadErr(s, err)
+	return res.Count
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+func (c *Conn) discardEP(s *sub, n int) int {
+	w := tcpip.LimitedWriter{W: discard{}, N: int64(n)}
+	res, err := s.ep.Read(&w, tcpip.ReadOptions{})
+	c.noteReadErr(s, err)
+	return res.Count
+}
+
+func (c *Conn) noteReadErr(s *sub, err tcpip.Error) {
+	switch err.(type) {
+	case nil, *tcpip.ErrWouldBlock:
+	case *tcpip.ErrClosedForReceive:
+		s.rxEOF = true
+	case *tcpip.ErrConnectionReset:
+		s.rxErr = ErrReset
+	default:
+		s.rxErr = errors.New(err.String())
+	}
+}
+
+// unmapped handles a subflow whose next byte has no mapping: nothing there
+// yet, the end of the subflow, or data the peer sent without a mapping
+// (options stripped): then fall back if the connection can (§3.7, as
+// Linux's subflow_check_data_avail maps it to the next expected DSN), or
+// reset the subflow.
+func (c *Conn) unmapped(s *sub) bool {
+	var one [1]byte
+	w := tcpip.SliceWriter(one[:])
+	res, err := s.ep.Read(&w, tcpip.ReadOptions{Peek: true})
+	if err != nil {
+		c.noteReadErr(s, err)
+		return s.rxEOF || s.rxErr != nil
+	}
+	if res.Count == 0 {
+		return false
+	}
+	if c.canFallback() {
+		if !s.sf.PeerDataSeen() && c.role == subflow.Initiator {
+			c.st.counters.MPCapableDataFallback.Add(1)
+		}
+		c.st.counters.DssFallback.Add(1)
+		s.sf.FallBackAt(c.rcvNxt.Load(), subflow.FallbackNoDSS)
+		c.onFallback(subflow.FallbackNoDSS)
+		return true
+	}
+	s.sf.SetResetReason(options.TCPRstMPTCPError)
+	s.rxErr = ErrProtocol
+	s.ep.Abort()
+	return true
+}
+
+// afterRead arms the timer that makes sure our DATA_ACK reaches the peer
+// even if TCP has nothing to send soon (§3.3.2).
+func (c *Conn) afterRead() {
+	if c.fellBack() || !c.ackArmed.CompareAndSwap(false, true) {
+		return
+	}
+	time.AfterFunc(dataAckDelay, func() {
+		c.ackArmed.Store(false)
+		c.queueWork(workDataAck)
+	})
+}
+
+// dataAckDelay is how long a DATA_ACK may wait for a TCP segment to carry
+// it before the shim sends a pure ACK (Linux's delayed ACK is 40 ms; this
+// keeps a sender's window open sooner).
+const dataAckDelay = 5 * time.Millisecond
+
+func (c *Conn) readPlain(p []byte) (int, error) {
+	subs := c.subList()
+	if len(subs) == 0 || subs[0].ep == nil {
+		return 0, nil
+	}
+	s := subs[0]
+	w := tcpip.SliceWriter(p)
+	res, err := s.ep.Read(&w, tcpip.ReadOptions{})
+	switch err.(type) {
+	case nil:
+		s.ep.ModerateRecvBuf(res.Count)
+		return res.Count, nil
+	case *tcpip.ErrWouldBlock:
+		return 0, nil
+	case *tcpip.ErrClosedForReceive:
+		return 0, io.EOF
+	case *tcpip.ErrConnectionReset:
+		return 0, ErrReset
+	default:
+		return 0, errors.New(err.String())
+	}
+}
+
+// Write implements net.Conn.
+func (c *Conn) Write(b []byte) (int, error) {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	total := 0
+	for len(b) > 0 {
+		if err := c.writeErr(); err != nil {
+			return total, c.opErr("write", err)
+		}
+		n, err := c.writeOnce(b)
+		total += n
+		b = b[n:]
+		if err != nil {
+			return total, c.opErr("write", err)
+		}
+		if n == 0 {
+			if err := c.wait(c.writeCh, &c.wd); err != nil {
+				return total, c.opErr("write", err)
+			}
+		}
+	}
+	return total, nil
+}
+
+func (c *Conn) writeErr() error {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	switch {
+	case c.err != nil:
+		return c.err
+	case c.closed:
+		return net.ErrClosed
+	case c.wrClosed:
+		return errors.New("umptcp: write after CloseWrite")
+	}
+	return nil
+}
+
+// writeOnce hands TCP as much of b as the data-level window, the send
+// buffer and a subflow's room allow, without blocking.
+func (c *Conn) writeOnce(b []byte) (int, error) {
+	s := c.pickSub()
+	if s == nil {
+		return 0, nil
+	}
+	if c.fellBack() {
+		return c.writeEP(s, b, false)
+	}
+	c.sendBuf.ackedTo(c.sndUna.Load())
+	room := min(len(b), c.sendBuf.free(), subflow.MaxMappingLen)
+	if c.wndKnown.Load() {
+		if w := int64(c.wndEnd.Load() - c.sndNxt.Load()); w < int64(room) {
+			room = int(max(w, 0))
+		}
+	}
+	if room <= 0 {
+		return 0, nil
+	}
+	return c.writeEP(s, b[:room], true)
+}
+
+// pickSub chooses the subflow to send on: the first one that is
+// established. (The scheduler of the multipath issue replaces this.)
+func (c *Conn) pickSub() *sub {
+	for _, s := range c.subList() {
+		if s.ep != nil && s.rxErr == nil {
+			return s
+		}
+	}
+	return nil
+}
+
+func (c *Conn) writeEP(s *sub, b []byte, mapped bool) (int, error) {
+	var n int64
+	var err tcpip.Error
+	if mapped {
+		pl := payloader{c: c, s: s, b: b, checksum: c.checksum.Load()}
+		n, err = s.ep.Write(&pl, tcpip.WriteOptions{Atomic: true})
+		c.sndNxt.Add(uint64(n))
+	} else {
+		r := plainPayload{b: b}
+		n, err = s.ep.Write(&r, tcpip.WriteOptions{})
+		if n > 0 {
+			// Plain TCP: the data level no longer tracks acknowledgment.
+			c.sndNxt.Add(uint64(n))
+			c.sndUna.Store(c.sndNxt.Load())
+		}
+	}
+	switch err.(type) {
+	case nil, *tcpip.ErrWouldBlock:
+		return int(n), nil
+	case *tcpip.ErrClosedForSend:
+		return int(n), net.ErrClosed
+	case *tcpip.ErrConnectionReset:
+		return int(n), ErrReset
+	default:
+		return int(n), errors.New(err.String())
+	}
+}
+
+// payloader feeds a write to gVisor and, as gVisor takes the bytes, maps
+// them to data sequence numbers (before TCP can send any of them) and keeps
+// them in the send buffer until DATA_ACKed. gVisor reads it under its
+// endpoint lock (WriteOptions.Atomic), so the mapping is exactly what TCP
+// queued.
+type payloader struct {
+	c        *Conn
+	s        *sub
+	b        []byte
+	off      int
+	checksum bool
+}
+
+func (p *payloader) Len() int { return len(p.b) - p.off }
+
+func (p *payloader) Read(dst []byte) (int, error) {
+	if p.off == len(p.b) {
+		return 0, io.EOF
+	}
+	n := copy(dst, p.b[p.off:])
+	if n == 0 {
+		return 0, nil
+	}
+	chunk := p.b[p.off : p.off+n]
+	var partial uint16
+	if p.checksum {
+		partial = options.PartialSum(chunk)
+	}
+	p.s.sf.AddTXMapping(p.c.sndNxt.Load()+uint64(p.off), n, partial, p.off > 0)
+	p.c.sendBuf.append(chunk)
+	p.off += n
+	return n, nil
+}
+
+type plainPayload struct {
+	b   []byte
+	off int
+}
+
+func (p *plainPayload) Len() int { return len(p.b) - p.off }
+func (p *plainPayload) Read(dst []byte) (int, error) {
+	if p.off == len(p.b) {
+		return 0, io.EOF
+	}
+	n := copy(dst, p.b[p.off:])
+	p.off += n
+	return n, nil
+}
+
+// CloseWrite sends DATA_FIN (or, after fallback, a TCP FIN): the peer reads
+// EOF once it has every byte written before (§3.3.3).
+func (c *Conn) CloseWrite() error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	c.stateMu.Lock()
+	if c.wrClosed || c.err != nil {
+		c.stateMu.Unlock()
+		return nil
+	}
+	c.wrClosed = true
+	c.stateMu.Unlock()
+	if c.fellBack() {
+		for _, s := range c.subList() {
+			if s.ep != nil {
+				s.ep.Shutdown(tcpip.ShutdownWrite)
+			}
+		}
+		return nil
+	}
+	seq := c.sndNxt.Load()
+	c.finSeq.Store(seq)
+	c.sndNxt.Store(seq + 1)
+	c.finPending.Store(true)
+	c.sendFIN()
+	return nil
+}
+
+// sendFIN sends the DATA_FIN on an option-only ACK, as Linux does, and
+// arms its retransmission until the peer acknowledges it.
+func (c *Conn) sendFIN() {
+	if !c.finPending.Load() {
+		return
+	}
+	c.sendPureACK()
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	if c.finAcked || c.removed {
+		return
+	}
+	rto := c.finRTO
+	c.finRTO = min(2*c.finRTO, 30*time.Second)
+	if c.finTimer == nil {
+		c.finTimer = time.AfterFunc(rto, func() { c.queueWork(workFIN) })
+	} else {
+		c.finTimer.Reset(rto)
+	}
+}
+
+// sendPureACK sends an option-only ACK on the first subflow that can.
+func (c *Conn) sendPureACK() bool {
+	for _, s := range c.subList() {
+		if s.ep != nil && c.st.sendPureACK(s.flow) {
+			return true
+		}
+	}
+	return false
+}
+
+// Close implements net.Conn. Unread data or SetLinger(0) abort the
+// connection with MP_FASTCLOSE (RFC 8684 §3.5), as Linux does; otherwise
+// Close sends DATA_FIN and the connection finishes in the background:
+// subflows close once both DATA_FINs are acknowledged, or after a timeout.
+func (c *Conn) Close() error {
+	c.stateMu.Lock()
+	if c.closed {
+		c.stateMu.Unlock()
+		return nil
+	}
+	c.closed = true
+	linger0 := c.lingerZero
+	failed := c.err != nil
+	c.stateMu.Unlock()
+	c.rd.set(time.Time{})
+	c.wd.set(time.Time{})
+	close(c.doneCh)
+
+	switch {
+	case c.plain || c.fellBack():
+		if linger0 || c.unreadData() {
+			c.abortSubflows()
+		} else {
+			for _, s := range c.subList() {
+				if s.ep != nil {
+					s.ep.Close()
+				}
+			}
+		}
+		c.st.removeConn(c)
+		return nil
+	case failed:
+		c.abortSubflows()
+		c.st.removeConn(c)
+		return nil
+	case linger0 || c.unreadData():
+		c.abort()
+		return nil
+	}
+	c.CloseWrite()
+	c.stateMu.Lock()
+	c.closeTimer = time.AfterFunc(c.st.cfg.CloseTimeout, func() { c.queueWork(workAbort) })
+	c.stateMu.Unlock()
+	c.queueWork(workDrain | workClose)
+	return nil
+}
+
+// unreadData reports whether data arrived that the application has not read.
+func (c *Conn) unreadData() bool {
+	if c.ofo.size > 0 {
+		return true
+	}
+	for _, s := range c.subList() {
+		if s.ep == nil {
+			continue
+		}
+		if n, err := s.ep.GetSockOptInt(tcpip.ReceiveQueueSizeOption); err == nil && n > 0 {
+			return true
+		}
+	}
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	return c.peerFIN && !c.eof && c.rcvNxt.Load() != c.peerFINSeq
+}
+
+// abort resets every subflow with MP_FASTCLOSE and MP_TCPRST (§3.5).
+func (c *Conn) abort() {
+	c.setErr(ErrAborted)
+	if !c.fellBack() && c.mptcp.Load() {
+		c.fastClose.Store(true)
+	}
+	c.abortSubflows()
+	c.st.removeConn(c)
+}
+
+func (c *Conn) abortSubflows() {
+	for _, s := range c.subList() {
+		if s.ep != nil {
+			s.ep.Abort()
+		}
+	}
+}
+
+// SetLinger sets the behaviour of Close like net.TCPConn.SetLinger: with
+// sec == 0, Close aborts the connection (MP_FASTCLOSE). Other values keep the
+// default orderly close.
+func (c *Conn) SetLinger(sec int) error {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	c.lingerZero = sec == 0
+	return nil
+}
+
+// LocalAddr implements net.Conn.
+func (c *Conn) LocalAddr() net.Addr { return tcpAddr(c.local) }
+
+// RemoteAddr implements net.Conn.
+func (c *Conn) RemoteAddr() net.Addr { return tcpAddr(c.remote) }
+
+// SetDeadline implements net.Conn.
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.rd.set(t)
+	c.wd.set(t)
+	return nil
+}
+
+// SetReadDeadline implements net.Conn.
+func (c *Conn) SetReadDeadline(t time.Time) error { c.rd.set(t); return nil }
+
+// SetWriteDeadline implements net.Conn.
+func (c *Conn) SetWriteDeadline(t time.Time) error { c.wd.set(t); return nil }
+
+// MultipathTCP reports whether the connection uses MPTCP, like
+// net.TCPConn.MultipathTCP: false for a connection that fell back to TCP.
+func (c *Conn) MultipathTCP() bool { return c.mptcp.Load() && !c.fellBack() }
+
+func (c *Conn) opErr(op string, err error) error {
+	if err == nil || err == io.EOF {
+		return err
+	}
+	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+}
+
+// queueWork asks the stack's worker to do w for this connection.
+func (c *Conn) queueWork(w uint32) {
+	c.work.Or(w)
+	if !c.queued.Swap(true) {
+		c.st.enqueue(c)
+	}
+}
+
+// doWork runs on the stack's worker goroutine.
+func (c *Conn) doWork() {
+	c.queued.Store(false)
+	w := c.work.Swap(0)
+	if w&workAbort != 0 {
+		c.stateMu.Lock()
+		done := c.removed
+		c.stateMu.Unlock()
+		if !done {
+			c.abort()
+		}
+		return
+	}
+	if w&workReset != 0 {
+		// The peer fast-closed the connection, or a subflow must be reset
+		// for breaking the protocol: RST every subflow, then forget it.
+		c.setErr(ErrReset)
+		c.abortSubflows()
+		c.st.removeConn(c)
+		return
+	}
+	if w&workDrain != 0 {
+		c.drain()
+	}
+	if w&workFIN != 0 {
+		c.sendFIN()
+	}
+	if w&workPureACK != 0 {
+		c.sendPureACK()
+	} else if w&workDataAck != 0 {
+		c.sendDataAckIfNeeded()
+	}
+	if w&workClose != 0 {
+		c.maybeFinish()
+	}
+}
+
+// sendDataAckIfNeeded sends a pure ACK when no segment carried our latest
+// DATA_ACK.
+func (c *Conn) sendDataAckIfNeeded() {
+	if c.fellBack() || !c.rcvNxtOK.Load() {
+		return
+	}
+	want := c.rcvNxt.Load()
+	for _, s := range c.subList() {
+		if sent, ok := s.sf.SentDataAck(); ok && sent == want {
+			return
+		}
+	}
+	c.sendPureACK()
+}
+
+// drain reads and drops what arrives after Close, so that the peer can
+// finish its side: its data is acknowledged and its DATA_FIN reached.
+func (c *Conn) drain() {
+	if !c.isClosed() || !c.readMu.TryLock() {
+		return
+	}
+	defer c.readMu.Unlock()
+	var buf [16 << 10]byte
+	for i := 0; i < 64; i++ {
+		n, err := c.readOnce(buf[:])
+		if n == 0 || err != nil {
+			break
+		}
+	}
+	c.sendDataAckIfNeeded()
+	c.maybeFinish()
+}
+
+// maybeFinish closes the subflows once the connection is closed and both
+// DATA_FINs are acknowledged (Linux closes subflows at that point too).
+func (c *Conn) maybeFinish() {
+	c.stateMu.Lock()
+	done := c.closed && c.finAcked && c.eof && !c.removed
+	c.stateMu.Unlock()
+	if !done {
+		return
+	}
+	c.sendDataAckIfNeeded()
+	for _, s := range c.subList() {
+		if s.ep != nil {
+			s.ep.Close()
+		}
+	}
+	c.st.removeConn(c)
+}
+
+// release stops timers and frees buffers; called once by the stack when
+// the connection leaves it.
+func (c *Conn) release() {
+	c.stateMu.Lock()
+	c.removed = true
+	if c.finTimer != nil {
+		c.finTimer.Stop()
+	}
+	if c.closeTimer != nil {
+		c.closeTimer.Stop()
+	}
+	c.stateMu.Unlock()
+	if c.mptcp.Swap(false) {
+		c.st.counters.MPCurrEstab.Add(^uint64(0))
+	}
+	for _, s := range c.subList() {
+		if s.wq != nil {
+			s.wq.EventUnregister(&s.rEntry)
+			s.wq.EventUnregister(&s.wEntry)
+		}
+	}
+	if c.writeMu.TryLock() {
+		c.sendBuf.release()
+		c.writeMu.Unlock()
+	}
+}
+
+// deadline is a resettable deadline for one direction, as a channel that
+// closes when it passes (the pattern of gVisor's gonet adapter).
+type deadline struct {
+	mu    sync.Mutex
+	timer *time.Timer
+	ch    chan struct{}
+}
+
+func (d *deadline) init() { d.ch = make(chan struct{}) }
+
+func (d *deadline) done() <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ch
+}
+
+func (d *deadline) set(t time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.timer != nil && !d.timer.Stop() {
+		d.ch = make(chan struct{}) // the old timer fired: a fresh channel
+	}
+	select {
+	case <-d.ch:
+		d.ch = make(chan struct{})
+	default:
+	}
+	d.timer = nil
+	if t.IsZero() {
+		return
+	}
+	if dur := time.Until(t); dur <= 0 {
+		close(d.ch)
+		return
+	} else {
+		ch := d.ch
+		d.timer = time.AfterFunc(dur, func() { close(ch) })
+	}
+}

@@ -1,0 +1,119 @@
+package stack
+
+import (
+	"crypto/sha256"
+	"io"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/umptcp/umptcp/emu"
+)
+
+// pair is two stacks joined by an emulated link.
+type pair struct {
+	link  *emu.Link
+	a, b  *Stack
+	aAddr netip.Addr
+	bAddr netip.Addr
+}
+
+func newPair(t testing.TB, v6 bool, aCfg, bCfg Config, ab, ba emu.Config) *pair {
+	t.Helper()
+	l, err := emu.NewLink(ab, ba)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pair{link: l}
+	pa, pb := netip.MustParsePrefix("10.7.0.1/24"), netip.MustParsePrefix("10.7.0.2/24")
+	if v6 {
+		pa, pb = netip.MustParsePrefix("fd07::1/64"), netip.MustParsePrefix("fd07::2/64")
+	}
+	p.aAddr, p.bAddr = pa.Addr(), pb.Addr()
+	aCfg.Links = []Link{{Name: "a", Endpoint: l.A(), Addrs: []netip.Prefix{pa}}}
+	bCfg.Links = []Link{{Name: "b", Endpoint: l.B(), Addrs: []netip.Prefix{pb}}}
+	if p.a, err = New(aCfg); err != nil {
+		t.Fatal(err)
+	}
+	if p.b, err = New(bCfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.a.Close()
+		p.b.Close()
+		l.Close()
+	})
+	return p
+}
+
+func TestTransferBothWays(t *testing.T) {
+	p := newPair(t, false, Config{}, Config{}, emu.Config{}, emu.Config{})
+	ln, err := p.b.Listen("tcp", ":5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 200 << 20
+	data := make([]byte, size)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range data {
+		data[i] = byte(r.Uint32())
+	}
+	want := sha256.Sum256(data)
+
+	type result struct {
+		sum [32]byte
+		n   int64
+		err error
+	}
+	srv := make(chan result, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			srv <- result{err: err}
+			return
+		}
+		defer c.Close()
+		h := sha256.New()
+		n, err := io.Copy(h, c)
+		var s [32]byte
+		copy(s[:], h.Sum(nil))
+		if err == nil {
+			_, err = c.Write(data)
+		}
+		srv <- result{s, n, err}
+	}()
+	c, err := p.a.Dial("tcp", netip.AddrPortFrom(p.bAddr, 5000).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if !c.MultipathTCP() {
+		t.Fatal("not MPTCP")
+	}
+	start := time.Now()
+	if _, err := c.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := <-srv
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if res.n != size || res.sum != want {
+		t.Fatalf("server got %d bytes, sum ok %v", res.n, res.sum == want)
+	}
+	var got [32]byte
+	copy(got[:], h.Sum(nil))
+	if n != size || got != want {
+		t.Fatalf("client got %d bytes, sum ok %v", n, got == want)
+	}
+	t.Logf("%d bytes each way in %v; counters a=%v", size, time.Since(start), p.a.Counters().Snapshot())
+}

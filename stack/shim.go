@@ -1,0 +1,536 @@
+package stack
+
+import (
+	"encoding/binary"
+	"sync"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/link/nested"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+
+	"github.com/umptcp/umptcp/options"
+	"github.com/umptcp/umptcp/subflow"
+)
+
+// shim sits between a gVisor NIC and its link endpoint and owns the MPTCP
+// options on the wire (DESIGN.md): on the way out it adds the options each
+// segment of a subflow needs, cutting a segment in two where it spans two
+// mappings; on the way in it parses them and updates the subflow and its
+// connection before gVisor sees the segment. Options stay in the packet:
+// gVisor skips the unknown kind 30.
+//
+// gVisor computes the TCP checksum of outgoing segments; the shim updates it
+// for the bytes it adds without touching the payload again. On the way in
+// it verifies the checksum once, before trusting any option, and tells
+// gVisor not to verify it again.
+type shim struct {
+	nested.Endpoint
+	st    *Stack
+	child stack.LinkEndpoint
+
+	lists sync.Pool // *txBatch
+}
+
+var _ stack.LinkEndpoint = (*shim)(nil)
+var _ stack.NetworkDispatcher = (*shim)(nil)
+
+// Capabilities implements stack.LinkEndpoint. The shim hides transmit
+// checksum offload from gVisor: it needs gVisor's checksum of each segment
+// to update it for the options it adds without reading the payload again.
+// Segmentation offload (GSO) is kept: such segments carry a partial
+// checksum that the shim keeps partial.
+func (sh *shim) Capabilities() stack.LinkEndpointCapabilities {
+	return sh.child.Capabilities() &^ stack.CapabilityTXChecksumOffload
+}
+
+func newShim(st *Stack, child stack.LinkEndpoint) *shim {
+	sh := &shim{st: st, child: child}
+	sh.Endpoint.Init(child, sh)
+	sh.lists.New = func() any { return new(txBatch) }
+	return sh
+}
+
+// txBatch is the list handed to the child for one WritePackets call, with
+// the index of the original packet each entry came from. Every entry holds
+// a reference the shim owns, so Reset releases exactly what it took.
+type txBatch struct {
+	list   stack.PacketBufferList
+	origin []int
+}
+
+// WritePackets implements stack.LinkWriter. It owns the list, not the
+// packets: originals passed through are referenced once more and released
+// with the batch.
+func (sh *shim) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
+	b := sh.lists.Get().(*txBatch)
+	for i, pkt := range pkts.AsSlice() {
+		sh.outbound(pkt, b, i)
+	}
+	n, err := sh.child.WritePackets(b.list)
+	written := pkts.Len()
+	if n < b.list.Len() {
+		written = b.origin[n]
+	}
+	b.list.Reset()
+	b.origin = b.origin[:0]
+	sh.lists.Put(b)
+	return written, err
+}
+
+func (b *txBatch) push(pkt *stack.PacketBuffer, origin int) {
+	b.list.PushBack(pkt)
+	b.origin = append(b.origin, origin)
+}
+
+// tcpView is an IP packet's TCP segment as the shim sees it.
+type tcpView struct {
+	ipHdr    []byte
+	tcp      header.TCP
+	v6       bool
+	src, dst []byte // address bytes inside ipHdr
+	payload  int
+}
+
+func (v *tcpView) segment() subflow.Segment {
+	seg := subflow.Segment{
+		Flags:      uint8(v.tcp.Flags()),
+		Seq:        v.tcp.SequenceNumber(),
+		Ack:        v.tcp.AckNumber(),
+		PayloadLen: v.payload,
+		Window:     v.tcp.WindowSize(),
+	}
+	seg.HasTimestamp, seg.TSVal, seg.TSEcr = findTimestamp(v.tcp.Options())
+	return seg
+}
+
+func findTimestamp(opts []byte) (ok bool, val, ecr uint32) {
+	w := options.NewWalker(opts)
+	for {
+		kind, opt, more := w.Next()
+		if !more {
+			return false, 0, 0
+		}
+		if kind == options.TCPOptionTimestamp && len(opt) == 10 {
+			return true, binary.BigEndian.Uint32(opt[2:]), binary.BigEndian.Uint32(opt[6:])
+		}
+	}
+}
+
+func findWindowScale(opts []byte) int32 {
+	w := options.NewWalker(opts)
+	for {
+		kind, opt, more := w.Next()
+		if !more {
+			return -1
+		}
+		if kind == options.TCPOptionWS && len(opt) == 3 {
+			return int32(opt[2])
+		}
+	}
+}
+
+// outgoingView reads an outgoing packet's headers as gVisor pushed them.
+func outgoingView(pkt *stack.PacketBuffer) (v tcpView, ok bool) {
+	if pkt.TransportProtocolNumber != header.TCPProtocolNumber {
+		return v, false
+	}
+	v.ipHdr = pkt.NetworkHeader().Slice()
+	v.tcp = header.TCP(pkt.TransportHeader().Slice())
+	if len(v.tcp) < header.TCPMinimumSize || int(v.tcp.DataOffset()) > len(v.tcp) {
+		return v, false
+	}
+	switch {
+	case len(v.ipHdr) >= header.IPv4MinimumSize && v.ipHdr[0]>>4 == 4:
+		v.src, v.dst = v.ipHdr[12:16], v.ipHdr[16:20]
+	case len(v.ipHdr) >= header.IPv6MinimumSize && v.ipHdr[0]>>4 == 6:
+		v.v6 = true
+		v.src, v.dst = v.ipHdr[8:24], v.ipHdr[24:40]
+	default:
+		return v, false
+	}
+	v.payload = pkt.Data().Size()
+	return v, true
+}
+
+func (v *tcpView) keyOut() flowKey {
+	return flowKey{local: addr16(v.src), remote: addr16(v.dst), lport: v.tcp.SourcePort(), rport: v.tcp.DestinationPort()}
+}
+
+func (v *tcpView) keyIn() flowKey {
+	return flowKey{local: addr16(v.dst), remote: addr16(v.src), lport: v.tcp.DestinationPort(), rport: v.tcp.SourcePort()}
+}
+
+// outbound adds the MPTCP options of pkt's subflow, if any, and pushes the
+// packet or its replacements onto b.
+func (sh *shim) outbound(pkt *stack.PacketBuffer, b *txBatch, origin int) {
+	v, ok := outgoingView(pkt)
+	if !ok {
+		b.push(pkt.IncRef(), origin)
+		return
+	}
+	f := sh.st.flows.get(v.keyOut())
+	if f == nil {
+		b.push(pkt.IncRef(), origin)
+		return
+	}
+	seg := v.segment()
+	if seg.Flags&subflow.FlagSYN != 0 {
+		f.ourWS.Store(findWindowScale(v.tcp.Options()))
+	}
+	cs := f.connState()
+	var buf [options.MaxTCPOptionsLen]byte
+	mp, split := f.sf.Outgoing(buf[:0], seg, cs)
+	if len(mp) == 0 && split == 0 {
+		b.push(pkt.IncRef(), origin)
+		return
+	}
+	sh.countTX(mp, seg.Flags)
+	if split == 0 {
+		b.push(sh.rebuild(pkt, &v, mp, 0, v.payload, seg.Flags), origin)
+		return
+	}
+	// The payload spans mappings: one segment per mapping (DESIGN.md).
+	off := 0
+	for split > 0 && off+split < v.payload {
+		sh.st.counters.UmptcpSegmentsSplit.Add(1)
+		flags := seg.Flags &^ (subflow.FlagFIN | subflow.FlagPSH)
+		b.push(sh.rebuild(pkt, &v, mp, off, split, flags), origin)
+		off += split
+		rest := seg
+		rest.Seq = seg.Seq + uint32(off)
+		rest.PayloadLen = v.payload - off
+		mp, split = f.sf.Outgoing(buf[:0], rest, cs)
+	}
+	b.push(sh.rebuild(pkt, &v, mp, off, v.payload-off, seg.Flags), origin)
+}
+
+func (f *flow) connState() subflow.ConnState {
+	if c := f.conn.Load(); c != nil {
+		return c.txState()
+	}
+	return subflow.ConnState{}
+}
+
+// countTX bumps the counters of the options about to be sent.
+func (sh *shim) countTX(mp []byte, flags uint8) {
+	w := options.NewWalker(mp)
+	for {
+		_, opt, ok := w.Next()
+		if !ok {
+			return
+		}
+		c := &sh.st.counters
+		switch options.Subtype(opt[2] >> 4) {
+		case options.SubtypeMPCapable:
+			if flags&subflow.FlagSYN != 0 && flags&subflow.FlagACK == 0 {
+				c.MPCapableSYNTX.Add(1)
+			}
+		case options.SubtypeMPFail:
+			c.MPFailTx.Add(1)
+		case options.SubtypeMPFastClose:
+			c.MPFastcloseTx.Add(1)
+		case options.SubtypeMPTCPRst:
+			c.MPRstTx.Add(1)
+		case options.SubtypeDSS:
+			if len(opt) >= 4 && opt[3]&options.DSSFlagMapping != 0 && dssDataLenZero(opt) {
+				c.InfiniteMapTx.Add(1)
+			}
+		}
+	}
+}
+
+func dssDataLenZero(opt []byte) bool {
+	o, _, ok := options.Parse(opt, options.AnyContext)
+	return ok && o.DSS().InfiniteMapping()
+}
+
+// rebuild returns a new packet carrying payload bytes [off, off+n) of pkt
+// with the TCP options of pkt plus mp, laid out by options.Fit. flags
+// replaces the TCP flags (a cut segment's first part has no FIN or PSH).
+func (sh *shim) rebuild(pkt *stack.PacketBuffer, v *tcpView, mp []byte, off, n int, flags uint8) *stack.PacketBuffer {
+	var areaBuf [options.MaxTCPOptionsLen]byte
+	area, _, err := options.Fit(areaBuf[:0], v.tcp.Options(), mp)
+	if err != nil {
+		// Cannot happen with gVisor's own options (timestamps, SACK blocks
+		// are trimmed); send the segment without MPTCP options rather
+		// than not at all, and count it.
+		sh.st.counters.UmptcpOptionsNoRoom.Add(1)
+		area = append(areaBuf[:0], v.tcp.Options()...)
+	}
+	tcpLen := header.TCPMinimumSize + len(area)
+
+	payload := pkt.Data().ToBuffer()
+	if off > 0 {
+		payload.TrimFront(int64(off))
+	}
+	if int(payload.Size()) > n {
+		payload.Truncate(int64(n))
+	}
+	np := stack.NewPacketBuffer(stack.PacketBufferOptions{
+		ReserveHeaderBytes: int(sh.child.MaxHeaderLength()) + len(v.ipHdr) + tcpLen,
+		Payload:            payload,
+	})
+	th := header.TCP(np.TransportHeader().Push(tcpLen))
+	copy(th, v.tcp[:header.TCPMinimumSize])
+	copy(th[header.TCPMinimumSize:], area)
+	th[header.TCPDataOffset] = byte(tcpLen/4)<<4 | th[header.TCPDataOffset]&0x0f
+	th.SetFlags(flags)
+	th.SetSequenceNumber(v.tcp.SequenceNumber() + uint32(off))
+	np.TransportProtocolNumber = header.TCPProtocolNumber
+
+	nh := np.NetworkHeader().Push(len(v.ipHdr))
+	copy(nh, v.ipHdr)
+	if v.v6 {
+		header.IPv6(nh).SetPayloadLength(uint16(len(nh) - header.IPv6MinimumSize + tcpLen + n))
+	} else {
+		ip := header.IPv4(nh)
+		ip.SetTotalLength(uint16(len(nh) + tcpLen + n))
+		ip.SetChecksum(0)
+		ip.SetChecksum(^ip.CalculateChecksum())
+	}
+	np.NetworkProtocolNumber = pkt.NetworkProtocolNumber
+	np.EgressRoute = pkt.EgressRoute
+	np.GSOOptions = pkt.GSOOptions
+	np.Hash = pkt.Hash
+	np.Owner = pkt.Owner
+
+	pseudo := pseudoSum(v.src, v.dst, tcpLen+n)
+	switch {
+	case pkt.GSOOptions.Type != stack.GSONone && pkt.GSOOptions.NeedsCsum:
+		// CHECKSUM_PARTIAL: the field holds the pseudo-header sum, with the
+		// TCP length, and whoever segments the packet completes it.
+		th.SetChecksum(pseudo)
+	case off == 0 && n == v.payload:
+		// Same payload: take its sum out of the checksum gVisor computed
+		// (RFC 1624) instead of reading the payload again.
+		old := v.tcp.Checksum()
+		oldPseudo := pseudoSum(v.src, v.dst, len(v.tcp)+v.payload)
+		hdrOld := headerSumWithoutChecksum(v.tcp)
+		payloadSum := checksum.Combine(^old, ^checksum.Combine(oldPseudo, hdrOld))
+		th.SetChecksum(0)
+		th.SetChecksum(^checksum.Combine(checksum.Combine(pseudo, checksum.Checksum(th, 0)), payloadSum))
+	default:
+		th.SetChecksum(0)
+		sum := checksum.Combine(pseudo, checksum.Checksum(th, 0))
+		th.SetChecksum(^checksum.Combine(sum, np.Data().Checksum()))
+	}
+	return np
+}
+
+// headerSumWithoutChecksum is the one's-complement sum of a TCP header with
+// its checksum field taken as zero.
+func headerSumWithoutChecksum(t header.TCP) uint16 {
+	s := checksum.Checksum(t[:header.TCPChecksumOffset], 0)
+	return checksum.Checksum(t[header.TCPChecksumOffset+2:], s)
+}
+
+// pseudoSum is the TCP pseudo-header's one's-complement sum (RFC 9293
+// §3.1, RFC 8200 §8.1).
+func pseudoSum(src, dst []byte, tcpLen int) uint16 {
+	s := checksum.Checksum(src, 0)
+	s = checksum.Checksum(dst, s)
+	return checksum.Combine(s, uint16(header.TCPProtocolNumber)+uint16(tcpLen))
+}
+
+// DeliverNetworkPacket implements stack.NetworkDispatcher: every packet
+// from the link passes here before gVisor's network layer.
+func (sh *shim) DeliverNetworkPacket(protocol tcpip.NetworkProtocolNumber, pkt *stack.PacketBuffer) {
+	sh.inbound(pkt)
+	sh.Endpoint.DeliverNetworkPacket(protocol, pkt)
+}
+
+// incomingView parses the IP and TCP headers of an arriving packet. It
+// refuses fragments and anything it cannot bound-check.
+func incomingView(pkt *stack.PacketBuffer) (v tcpView, ipLen, total int, ok bool) {
+	hdr, _ := pkt.Data().PullUp(min(pkt.Data().Size(), header.IPv6MinimumSize+header.TCPMinimumSize))
+	if len(hdr) < header.IPv4MinimumSize {
+		return v, 0, 0, false
+	}
+	switch hdr[0] >> 4 {
+	case 4:
+		ip := header.IPv4(hdr)
+		ipLen = int(ip.HeaderLength())
+		total = int(ip.TotalLength())
+		if ipLen < header.IPv4MinimumSize || ip.Protocol() != uint8(header.TCPProtocolNumber) ||
+			ip.More() || ip.FragmentOffset() != 0 {
+			return v, 0, 0, false
+		}
+	case 6:
+		if len(hdr) < header.IPv6MinimumSize {
+			return v, 0, 0, false
+		}
+		ip := header.IPv6(hdr)
+		// Extension headers are not walked: TCP segments from MPTCP
+		// peers do not carry them; such packets go to gVisor untouched.
+		if ip.TransportProtocol() != header.TCPProtocolNumber {
+			return v, 0, 0, false
+		}
+		ipLen = header.IPv6MinimumSize
+		total = ipLen + int(ip.PayloadLength())
+		v.v6 = true
+	default:
+		return v, 0, 0, false
+	}
+	if total > pkt.Data().Size() || total < ipLen+header.TCPMinimumSize {
+		return v, 0, 0, false
+	}
+	hdr, ok = pkt.Data().PullUp(ipLen + header.TCPMinimumSize)
+	if !ok {
+		return v, 0, 0, false
+	}
+	off := int(header.TCP(hdr[ipLen:]).DataOffset())
+	if off < header.TCPMinimumSize || ipLen+off > total {
+		return v, 0, 0, false
+	}
+	hdr, ok = pkt.Data().PullUp(ipLen + off)
+	if !ok {
+		return v, 0, 0, false
+	}
+	v.ipHdr = hdr[:ipLen]
+	v.tcp = header.TCP(hdr[ipLen : ipLen+off])
+	if v.v6 {
+		v.src, v.dst = v.ipHdr[8:24], v.ipHdr[24:40]
+	} else {
+		v.src, v.dst = v.ipHdr[12:16], v.ipHdr[16:20]
+	}
+	v.payload = total - ipLen - off
+	return v, ipLen, total, true
+}
+
+// checksumOK verifies the TCP checksum of an arriving segment.
+func checksumOK(pkt *stack.PacketBuffer, v *tcpView, ipLen, total int) bool {
+	var sum uint16
+	if pkt.Data().Size() == total && pkt.HeaderSize() == 0 && pkt.ReservedHeaderBytes() == 0 {
+		sum = pkt.Data().ChecksumAtOffset(ipLen)
+	} else {
+		// Trailing bytes after the IP datagram (padding) or a packet that
+		// does not start at its data: sum the exact range.
+		r := pkt.Data().AsRange().SubRange(ipLen).Capped(total - ipLen)
+		sum = checksum.Checksum(r.ToSlice(), 0)
+	}
+	return checksum.Combine(sum, pseudoSum(v.src, v.dst, total-ipLen)) == 0xffff
+}
+
+func (sh *shim) inbound(pkt *stack.PacketBuffer) {
+	v, ipLen, total, ok := incomingView(pkt)
+	if !ok {
+		return
+	}
+	f := sh.st.flows.get(v.keyIn())
+	seg := v.segment()
+	isSYN := seg.Flags&subflow.FlagSYN != 0 && seg.Flags&subflow.FlagACK == 0
+	if f == nil && !isSYN {
+		return // not ours: plain TCP, or gVisor will answer with a RST
+	}
+	if !pkt.RXChecksumValidated && sh.child.Capabilities()&stack.CapabilityRXChecksumOffload == 0 {
+		if !checksumOK(pkt, &v, ipLen, total) {
+			sh.st.counters.UmptcpBadTCPChecksum.Add(1)
+			return // gVisor drops it and counts it too
+		}
+		pkt.RXChecksumValidated = true
+	}
+	var opts options.Segment
+	opts.Parse(v.tcp.Options(), options.ContextOf(seg.Flags, seg.PayloadLen))
+	if f == nil {
+		sh.st.passiveSYN(&v, seg, &opts)
+		return
+	}
+	if seg.Flags&subflow.FlagSYN != 0 {
+		f.peerWS.Store(findWindowScale(v.tcp.Options()))
+		if isSYN && f.sf.Role() == subflow.Responder {
+			// A retransmitted SYN of a handshake in progress.
+			if o := opts.Find(options.SubtypeMPCapable); o != nil && o.MPCapable().Usable() {
+				f.sf.AcceptSYN(seg.Seq, o.MPCapable())
+			}
+			return
+		}
+	}
+	c := f.conn.Load()
+	var refs subflow.Refs
+	if c != nil {
+		refs = c.rxRefs()
+	}
+	ev := f.sf.Incoming(seg, &opts, refs)
+	if seg.Flags&subflow.FlagACK != 0 {
+		f.sf.Acked(seg.Ack)
+	}
+	sh.st.handleEvents(f, c, &v, seg, &ev)
+}
+
+// sendPureACK synthesises an ACK on f carrying only options: the DATA_ACK
+// or DATA_FIN when TCP has nothing to send (§3.3). Its sequence number,
+// acknowledgment, window and timestamps are those of TCP's last segment, so
+// TCP's peer treats it as a duplicate ACK at worst.
+func (sh *shim) sendPureACK(f *flow) bool {
+	seg, ok := f.sf.PureACK()
+	if !ok {
+		return false
+	}
+	var buf [options.MaxTCPOptionsLen]byte
+	mp, _ := f.sf.Outgoing(buf[:0], seg, f.connState())
+	if len(mp) == 0 {
+		return false
+	}
+	var tsBuf [12]byte
+	var ts []byte
+	if seg.HasTimestamp {
+		tsBuf[0], tsBuf[1], tsBuf[2], tsBuf[3] = options.TCPOptionNOP, options.TCPOptionNOP, options.TCPOptionTimestamp, 10
+		binary.BigEndian.PutUint32(tsBuf[4:], seg.TSVal)
+		binary.BigEndian.PutUint32(tsBuf[8:], seg.TSEcr)
+		ts = tsBuf[:]
+	}
+	var areaBuf [options.MaxTCPOptionsLen]byte
+	area, _, err := options.Fit(areaBuf[:0], ts, mp)
+	if err != nil {
+		return false
+	}
+	sh.countTX(mp, seg.Flags)
+	tcpLen := header.TCPMinimumSize + len(area)
+	ipLen := header.IPv4MinimumSize
+	v6 := !f.local.Addr().Is4()
+	if v6 {
+		ipLen = header.IPv6MinimumSize
+	}
+	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{ReserveHeaderBytes: int(sh.child.MaxHeaderLength()) + ipLen + tcpLen})
+	defer pkt.DecRef()
+	th := header.TCP(pkt.TransportHeader().Push(tcpLen))
+	th.Encode(&header.TCPFields{
+		SrcPort: f.local.Port(), DstPort: f.remote.Port(), SeqNum: seg.Seq, AckNum: seg.Ack,
+		DataOffset: uint8(tcpLen), Flags: header.TCPFlagAck, WindowSize: seg.Window,
+	})
+	copy(th[header.TCPMinimumSize:], area)
+	pkt.TransportProtocolNumber = header.TCPProtocolNumber
+	src, dst := f.local.Addr(), f.remote.Addr()
+	nh := pkt.NetworkHeader().Push(ipLen)
+	if v6 {
+		header.IPv6(nh).Encode(&header.IPv6Fields{
+			PayloadLength: uint16(tcpLen), TransportProtocol: header.TCPProtocolNumber, HopLimit: 64,
+			SrcAddr: toTCPIP(src), DstAddr: toTCPIP(dst),
+		})
+		pkt.NetworkProtocolNumber = header.IPv6ProtocolNumber
+	} else {
+		ip := header.IPv4(nh)
+		ip.Encode(&header.IPv4Fields{
+			TotalLength: uint16(ipLen + tcpLen), Flags: header.IPv4FlagDontFragment, TTL: 64,
+			Protocol: uint8(header.TCPProtocolNumber), SrcAddr: toTCPIP(src), DstAddr: toTCPIP(dst),
+		})
+		ip.SetChecksum(^ip.CalculateChecksum())
+		pkt.NetworkProtocolNumber = header.IPv4ProtocolNumber
+	}
+	s16, d16 := src.As16(), dst.As16()
+	sb, db := s16[:], d16[:]
+	if !v6 {
+		sb, db = sb[12:], db[12:]
+	}
+	th.SetChecksum(^checksum.Combine(pseudoSum(sb, db, tcpLen), checksum.Checksum(th, 0)))
+
+	var list stack.PacketBufferList
+	list.PushBack(pkt)
+	if _, err := sh.child.WritePackets(list); err != nil {
+		return false
+	}
+	sh.st.counters.UmptcpPureACKsSent.Add(1)
+	return true
+}

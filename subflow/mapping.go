@@ -1,0 +1,216 @@
+package subflow
+
+import (
+	"github.com/umptcp/umptcp/options"
+)
+
+// MaxMappingLen is the longest mapping a DSS can describe: the data-level
+// length is 16 bits, and 0 means the infinite mapping (RFC 8684 §3.3.1).
+const MaxMappingLen = 0xffff
+
+// TXMapping says that the subflow bytes [SSN, SSN+Len) carry the data
+// bytes [DSN, DSN+Len). SSN is relative to the subflow's initial sequence
+// number: the first data byte is 1 (§3.3.1).
+type TXMapping struct {
+	SSN uint32
+	DSN uint64
+	Len uint16
+	// Sum is the one's-complement sum of the mapped payload, for the DSS
+	// checksum; only kept when checksums are in use.
+	Sum options.DSSChecksum
+}
+
+// End returns the relative subflow sequence number after the mapping.
+func (m *TXMapping) End() uint32 { return m.SSN + uint32(m.Len) }
+
+// txTable is the ordered list of mappings of the bytes a subflow has been
+// given to send and that its peer has not acknowledged at the subflow level
+// yet: gVisor retransmits from its own buffer and the shim must stamp every
+// retransmission with the same mapping (§3.3.1). It is a ring that reuses its
+// storage.
+type txTable struct {
+	ring  []TXMapping
+	head  int
+	count int
+}
+
+func (t *txTable) len() int { return t.count }
+
+func (t *txTable) at(i int) *TXMapping { return &t.ring[(t.head+i)%len(t.ring)] }
+
+func (t *txTable) last() *TXMapping {
+	if t.count == 0 {
+		return nil
+	}
+	return t.at(t.count - 1)
+}
+
+func (t *txTable) push(m TXMapping) {
+	if t.count == len(t.ring) {
+		n := max(16, 2*len(t.ring))
+		ring := make([]TXMapping, n)
+		for i := 0; i < t.count; i++ {
+			ring[i] = *t.at(i)
+		}
+		t.ring, t.head = ring, 0
+	}
+	t.ring[(t.head+t.count)%len(t.ring)] = m
+	t.count++
+}
+
+// find returns the mapping that holds relative sequence number ssn, or nil.
+// Segments are sent and retransmitted near the front, so it scans from
+// there; the table holds at most a send buffer's worth of mappings.
+func (t *txTable) find(ssn uint32) *TXMapping {
+	for i := 0; i < t.count; i++ {
+		m := t.at(i)
+		if options.SubflowSeq(ssn).InWindow(options.SubflowSeq(m.SSN), uint32(m.Len)) {
+			return m
+		}
+		if options.SubflowSeq(ssn).LessThan(options.SubflowSeq(m.SSN)) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// ackedTo drops the mappings wholly before relative sequence number una.
+func (t *txTable) ackedTo(una uint32) {
+	for t.count > 0 {
+		m := t.at(0)
+		if options.SubflowSeq(una).LessThan(options.SubflowSeq(m.End())) {
+			return
+		}
+		*m = TXMapping{}
+		t.head = (t.head + 1) % len(t.ring)
+		t.count--
+	}
+}
+
+// RXMapping is a mapping received from the peer: subflow bytes
+// [SSN, SSN+Len) carry data bytes [DSN, DSN+Len). A DATA_FIN that ends the
+// mapping takes one more data sequence number but no subflow byte, so Len
+// here excludes it (§3.3.3).
+type RXMapping struct {
+	SSN         uint32
+	DSN         uint64
+	Len         uint32
+	DataFIN     bool
+	HasChecksum bool
+	Checksum    uint16
+	// WireLen is the data-level length as on the wire (including a DATA_FIN),
+	// which the DSS checksum's pseudo-header covers.
+	WireLen uint16
+	// Infinite marks the mapping of a fallback (§3.7): every byte from SSN
+	// on, plain TCP, never checksummed.
+	Infinite bool
+}
+
+// End returns the relative subflow sequence number after the mapping.
+func (m *RXMapping) End() uint32 { return m.SSN + m.Len }
+
+// same reports whether two mappings describe the same bytes the same way,
+// as retransmissions must (Linux accepts only an identical map over the
+// current one: subflow.c get_mapping_status).
+func (m *RXMapping) same(o *RXMapping) bool {
+	return m.SSN == o.SSN && m.DSN == o.DSN && m.Len == o.Len && m.DataFIN == o.DataFIN &&
+		m.HasChecksum == o.HasChecksum && (!m.HasChecksum || m.Checksum == o.Checksum)
+}
+
+// rxTable holds received mappings not yet consumed by the reader, ordered by
+// subflow sequence number, bounded by a limit the peer cannot raise.
+type rxTable struct {
+	ring  []RXMapping
+	head  int
+	count int
+	limit int
+}
+
+func (t *rxTable) at(i int) *RXMapping { return &t.ring[(t.head+i)%len(t.ring)] }
+
+// RXResult says what became of a received mapping.
+type RXResult uint8
+
+// Outcomes of adding a received mapping.
+const (
+	RXAdded     RXResult = iota // new mapping stored
+	RXDuplicate                 // identical to one already stored (a retransmission)
+	RXConsumed                  // covers only bytes the reader already took
+	RXConflict                  // overlaps a stored mapping differently: dropped (DSSNotMatching)
+	RXFull                      // table full: dropped (the peer maps in tiny pieces)
+)
+
+// add inserts m in order. It refuses a mapping that overlaps a stored one
+// without being identical to it.
+func (t *rxTable) add(m RXMapping, consumed uint32) RXResult {
+	if m.Len > 0 && options.SubflowSeq(m.End()).LessThanEq(options.SubflowSeq(consumed)) {
+		return RXConsumed
+	}
+	// Find the insertion point, checking overlaps on the way.
+	i := 0
+	for ; i < t.count; i++ {
+		o := t.at(i)
+		if o.same(&m) {
+			return RXDuplicate
+		}
+		if overlaps(o, &m) {
+			return RXConflict
+		}
+		if options.SubflowSeq(m.SSN).LessThan(options.SubflowSeq(o.SSN)) {
+			break
+		}
+	}
+	if t.count >= t.limit {
+		return RXFull
+	}
+	if t.count == len(t.ring) {
+		n := min(max(16, 2*len(t.ring)), t.limit)
+		ring := make([]RXMapping, n)
+		for j := 0; j < t.count; j++ {
+			ring[j] = *t.at(j)
+		}
+		t.ring, t.head = ring, 0
+	}
+	// Shift the tail up by one and insert.
+	for j := t.count; j > i; j-- {
+		*t.at(j) = *t.at(j - 1)
+	}
+	*t.at(i) = m
+	t.count++
+	return RXAdded
+}
+
+func overlaps(a, b *RXMapping) bool {
+	if a.Len == 0 || b.Len == 0 {
+		return a.SSN == b.SSN && a.Len == 0 && b.Len == 0
+	}
+	return options.SubflowSeq(a.SSN).LessThan(options.SubflowSeq(b.End())) &&
+		options.SubflowSeq(b.SSN).LessThan(options.SubflowSeq(a.End()))
+}
+
+// find returns the mapping holding relative sequence number ssn, or nil.
+func (t *rxTable) find(ssn uint32) *RXMapping {
+	for i := 0; i < t.count; i++ {
+		m := t.at(i)
+		if options.SubflowSeq(ssn).InWindow(options.SubflowSeq(m.SSN), m.Len) {
+			return m
+		}
+		if options.SubflowSeq(ssn).LessThan(options.SubflowSeq(m.SSN)) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// consumedTo drops the mappings wholly before relative sequence number ssn.
+func (t *rxTable) consumedTo(ssn uint32) {
+	for t.count > 0 {
+		m := t.at(0)
+		if options.SubflowSeq(ssn).LessThan(options.SubflowSeq(m.End())) {
+			return
+		}
+		*m = RXMapping{}
+		t.head = (t.head + 1) % len(t.ring)
+		t.count--
+	}
+}

@@ -1,0 +1,278 @@
+package subflow
+
+import "github.com/umptcp/umptcp/options"
+
+// Segment is the part of a TCP segment the MPTCP layer reads or writes.
+type Segment struct {
+	Flags      uint8
+	Seq, Ack   uint32
+	PayloadLen int
+	// Window is the raw 16-bit window field (unscaled).
+	Window uint16
+	// HasTimestamp, TSVal and TSEcr echo the TCP timestamp option.
+	HasTimestamp bool
+	TSVal, TSEcr uint32
+}
+
+// ConnState is the connection-level state that outgoing options carry. The
+// connection reads it without holding any subflow lock.
+type ConnState struct {
+	// DataAck is the next data sequence number expected from the peer;
+	// DataAckOK is false until the peer's key (hence IDSN) is known.
+	DataAck   uint64
+	DataAckOK bool
+	// DataFIN is set while our DATA_FIN (at DataFINSeq) is not acknowledged.
+	DataFIN    bool
+	DataFINSeq uint64
+	// FastClose is set once the connection is being aborted (§3.5).
+	FastClose bool
+}
+
+// AddTXMapping records that the next n bytes given to TCP on this subflow
+// carry data from dsn on; partial is their one's-complement sum (see
+// options.PartialSum), kept for the DSS checksum. It must be called before
+// TCP can send the bytes. With extend set, the bytes are appended to the
+// last mapping, which is only allowed while TCP cannot have sent any of it
+// yet (within one write): every segment of a mapping must carry it
+// unchanged (§3.3.1).
+func (s *Subflow) AddTXMapping(dsn uint64, n int, partial uint16, extend bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if last := s.tx.last(); extend && last != nil && last.DSN+uint64(last.Len) == dsn &&
+		int(last.Len)+n <= MaxMappingLen {
+		last.Len += uint16(n)
+		last.Sum.AddPartial(partial, n)
+		s.sndWritten += uint32(n)
+		return
+	}
+	// Callers cap a write at MaxMappingLen; the checksum of a longer one
+	// could not be split, so refuse it loudly rather than send a wrong one.
+	if n > MaxMappingLen {
+		panic("subflow: AddTXMapping called with more than MaxMappingLen bytes")
+	}
+	m := TXMapping{SSN: s.sndWritten, DSN: dsn, Len: uint16(n)}
+	m.Sum.AddPartial(partial, n)
+	s.tx.push(m)
+	s.sndWritten += uint32(n)
+}
+
+// NextTXSSN returns the relative sequence number of the next byte TCP will
+// be given.
+func (s *Subflow) NextTXSSN() uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sndWritten
+}
+
+// Outgoing appends to dst the MPTCP options for a segment TCP is sending
+// and returns them. When the segment's payload spans two mappings, split is
+// the number of its payload bytes the returned options cover: the caller
+// must send those bytes as a segment of their own and ask again for the rest.
+func (s *Subflow) Outgoing(dst []byte, seg Segment, c ConnState) (opts []byte, split int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.noteTX(&seg)
+
+	if seg.Flags&FlagRST != 0 {
+		return s.resetOptions(dst, c), 0
+	}
+	if s.fallback != NoFallback {
+		return dst, 0
+	}
+	if seg.Flags&FlagSYN != 0 {
+		s.iss, s.issOK = seg.Seq, true
+		return s.synOptions(dst, seg), 0
+	}
+	if !s.established || !s.issOK {
+		return dst, 0
+	}
+
+	rel := seg.Seq - s.iss
+	// The initiator repeats its keys until the peer shows it has them: on
+	// the third ACK (length 20) and, while unconfirmed, on the first data
+	// segment and its retransmissions (length 22/24), which carry the
+	// first mapping: DSN = IDSN+1, subflow sequence 1 (§3.1). Linux does
+	// the same for segments that start at ISN+1 (mptcp_established_options_mp).
+	if s.role == Initiator && !s.fullyEstablished && rel == 1 {
+		return s.capableACK(dst, seg)
+	}
+	return s.dssOptions(dst, seg, rel, c)
+}
+
+func (s *Subflow) synOptions(dst []byte, seg Segment) []byte {
+	flags := uint8(options.CapableFlagHMACSHA256)
+	if seg.Flags&FlagACK == 0 {
+		if s.role != Initiator {
+			return dst
+		}
+		if s.wantChecksum {
+			flags |= options.CapableFlagChecksum
+		}
+		return options.MPCapable{Variant: options.CapableSYN, Version: 1, Flags: flags}.Append(dst)
+	}
+	if s.role != Responder {
+		return dst
+	}
+	if s.checksum {
+		flags |= options.CapableFlagChecksum
+	}
+	return options.MPCapable{Variant: options.CapableSYNACK, Version: 1, Flags: flags, SenderKey: s.localKey}.Append(dst)
+}
+
+func (s *Subflow) capableFlags() uint8 {
+	flags := uint8(options.CapableFlagHMACSHA256)
+	if s.checksum {
+		flags |= options.CapableFlagChecksum
+	}
+	return flags
+}
+
+func (s *Subflow) capableACK(dst []byte, seg Segment) ([]byte, int) {
+	c := options.MPCapable{Variant: options.CapableACK, Version: 1, Flags: s.capableFlags(),
+		SenderKey: s.localKey, ReceiverKey: s.remoteKey}
+	if seg.PayloadLen == 0 {
+		return c.Append(dst), 0
+	}
+	m := s.tx.find(1)
+	if m == nil || m.SSN != 1 {
+		s.stats.TXNoMapping++
+		return c.Append(dst), 0
+	}
+	c.Variant, c.DataLen = options.CapableData, m.Len
+	if s.checksum {
+		c.Variant, c.Checksum = options.CapableDataChecksum, m.Sum.Sum(m.DSN, m.SSN, m.Len)
+	}
+	return c.Append(dst), splitAt(m, 1, seg.PayloadLen)
+}
+
+// splitAt returns how many of a segment's payload bytes starting at
+// relative sequence rel the mapping m covers, or 0 if it covers them all.
+func splitAt(m *TXMapping, rel uint32, payload int) int {
+	if covered := int(m.End() - rel); covered < payload {
+		return covered
+	}
+	return 0
+}
+
+func (s *Subflow) dssOptions(dst []byte, seg Segment, rel uint32, c ConnState) ([]byte, int) {
+	var d options.DSS
+	// Linux's receiver takes the data ACK only once it knows our key; we
+	// send it once we know the peer's IDSN. We always use 64 bits: the
+	// option still fits next to timestamps (12 + 28 bytes).
+	if c.DataAckOK {
+		d.HasAck, d.Ack64, d.DataAck = true, true, c.DataAck
+	}
+	split := 0
+	switch {
+	case seg.PayloadLen > 0:
+		m := s.tx.find(rel)
+		if m == nil {
+			// Bytes TCP sends that no mapping covers: cannot happen when
+			// every write goes through AddTXMapping. Counted, and sent
+			// without a mapping rather than with a wrong one.
+			s.stats.TXNoMapping++
+			break
+		}
+		if s.infinite && !options.SubflowSeq(rel).LessThan(options.SubflowSeq(s.infFrom)) {
+			// The infinite mapping: data length 0, checksum 0 (Linux
+			// writes 0 there too), then plain TCP.
+			d.HasMapping, d.DSN64, d.DSN, d.SubflowSeq = true, true, m.DSN+uint64(rel-m.SSN), rel
+			d.HasChecksum = s.checksum
+			s.fallback = FallbackChecksum
+			dst = d.Append(dst)
+			return dst, 0
+		}
+		d.HasMapping, d.DSN64, d.DSN, d.SubflowSeq, d.DataLen = true, true, m.DSN, m.SSN, m.Len
+		if s.checksum {
+			d.HasChecksum, d.Checksum = true, m.Sum.Sum(m.DSN, m.SSN, m.Len)
+		}
+		split = splitAt(m, rel, seg.PayloadLen)
+		if split > 0 {
+			s.stats.SegmentsSplit++
+		}
+	case c.DataFIN && seg.Flags&FlagFIN == 0:
+		// A DATA_FIN without data: subflow sequence 0, length 1 (§3.3.3),
+		// on an ACK without FIN, as Linux sends and expects it.
+		d.DataFIN, d.HasMapping, d.DSN64, d.DSN, d.DataLen = true, true, true, c.DataFINSeq, 1
+		if s.checksum {
+			var none options.DSSChecksum
+			d.HasChecksum, d.Checksum = true, none.Sum(c.DataFINSeq, 0, 1)
+		}
+	}
+	if d.HasAck || d.HasMapping {
+		dst = d.Append(dst)
+		if d.HasAck {
+			s.sentDataAck, s.sentDataAckV = d.DataAck, true
+		}
+	}
+	if s.mpFail {
+		// Once, like Linux (mptcp_write_options clears send_mp_fail).
+		dst = options.MPFail{DSN: s.mpFailDSN}.Append(dst)
+		s.mpFail = false
+	}
+	return dst, split
+}
+
+// resetOptions: a RST of an aborted connection carries MP_FASTCLOSE with
+// the peer's key (§3.5); every RST carries MP_TCPRST with our reason (§3.6),
+// as Linux sends them (mptcp_established_options, RST case).
+func (s *Subflow) resetOptions(dst []byte, c ConnState) []byte {
+	if s.fallback != NoFallback || !s.established {
+		return dst
+	}
+	if c.FastClose && s.remoteKeyOK {
+		dst = options.MPFastClose{ReceiverKey: s.remoteKey}.Append(dst)
+	} else if s.mpFail {
+		dst = options.MPFail{DSN: s.mpFailDSN}.Append(dst)
+	}
+	return options.MPTCPRst{Reason: s.resetReason}.Append(dst)
+}
+
+// noteTX keeps the statistics and the template for synthesised ACKs.
+func (s *Subflow) noteTX(seg *Segment) {
+	end := seg.Seq + uint32(seg.PayloadLen)
+	if seg.Flags&(FlagSYN|FlagFIN) != 0 {
+		end++
+	}
+	if seg.PayloadLen > 0 {
+		s.stats.BytesSent += uint64(seg.PayloadLen)
+		if s.lastTX.valid && options.SubflowSeq(seg.Seq).LessThan(options.SubflowSeq(s.lastTX.seqNext)) {
+			s.stats.BytesRetrans += uint64(min(seg.PayloadLen, int(s.lastTX.seqNext-seg.Seq)))
+		}
+	}
+	if !s.lastTX.valid || options.SubflowSeq(s.lastTX.seqNext).LessThan(options.SubflowSeq(end)) {
+		s.lastTX.seqNext = end
+	}
+	if seg.Flags&FlagACK != 0 {
+		s.lastTX.ack, s.lastTX.ackFlagSet = seg.Ack, true
+		s.lastTX.window = seg.Window
+	}
+	if seg.HasTimestamp {
+		s.lastTX.tsOK, s.lastTX.tsVal, s.lastTX.tsEcr = true, seg.TSVal, seg.TSEcr
+	}
+	s.lastTX.valid = true
+}
+
+// PureACK returns the header of an ACK the shim can synthesise to carry
+// options when TCP has nothing to send (§3.3.2: DATA_ACK and DATA_FIN must
+// reach the peer even then): the sequence number TCP would use, its last
+// acknowledgment, window and timestamps. ok is false before TCP has sent an
+// ACK on the subflow or after it fell back.
+func (s *Subflow) PureACK() (seg Segment, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.lastTX.valid || !s.lastTX.ackFlagSet || s.fallback != NoFallback || !s.established {
+		return Segment{}, false
+	}
+	return Segment{
+		Flags: FlagACK, Seq: s.lastTX.seqNext, Ack: s.lastTX.ack, Window: s.lastTX.window,
+		HasTimestamp: s.lastTX.tsOK, TSVal: s.lastTX.tsVal, TSEcr: s.lastTX.tsEcr,
+	}, true
+}
+
+// SentDataAck returns the last DATA_ACK sent on the subflow.
+func (s *Subflow) SentDataAck() (uint64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sentDataAck, s.sentDataAckV
+}
