@@ -114,8 +114,7 @@ type subflow struct {
 	hasAck    [2]bool
 	csum      [2]mapTrack // mapping being checksummed, by direction
 	fin       [2]bool
-	closed    bool
-	queued    bool
+	queued    bool // closed (RST, or FIN both ways) and on the queue to forget
 }
 
 // mapTrack follows one mapping's payload, in order, for its DSS checksum.
@@ -250,7 +249,6 @@ func (a *Analyzer) Add(p *Packet) {
 		sf.fin[dir] = true
 	}
 	if p.Flags&FlagRST != 0 || (sf.fin[0] && sf.fin[1]) {
-		sf.closed = true
 		if !sf.queued {
 			sf.queued = true
 			a.queueClosed(sf)

@@ -201,3 +201,29 @@ func TestBinaryExitStatus(t *testing.T) {
 		}
 	}
 }
+
+// The CLI prints exactly the decode package's golden output for the kernel
+// capture v1-basic (decode/testdata, rewritten by go test ./decode -update).
+func TestDecodeGolden(t *testing.T) {
+	capture := filepath.Join("..", "..", "testdata", "captures", "v1-basic.pcap")
+	for _, tt := range []struct {
+		args   []string
+		golden string
+	}{
+		{[]string{"decode", capture}, "v1-basic.txt"},
+		{[]string{"decode", "--json", capture}, "v1-basic.json"},
+		{[]string{"decode", "--verify", capture}, "v1-basic.verify.txt"},
+	} {
+		want, err := os.ReadFile(filepath.Join("..", "..", "decode", "testdata", tt.golden))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stdout, stderr bytes.Buffer
+		if code := run(tt.args, nil, &stdout, &stderr); code != 0 {
+			t.Fatalf("%v: exit %d: %s", tt.args, code, stderr.String())
+		}
+		if !bytes.Equal(stdout.Bytes(), want) {
+			t.Errorf("%v: output differs from %s", tt.args, tt.golden)
+		}
+	}
+}
