@@ -66,15 +66,24 @@ func resolveLocal(ctx context.Context, local string) (*net.TCPAddr, error) {
 }
 
 // Serve accepts one connection on ln and runs cfg on it as the server. It does not close
-// ln. Cancelling ctx stops the accept and the run.
+// ln, which can serve again. Cancelling ctx stops the accept and the run.
 func Serve(ctx context.Context, ln *net.TCPListener, cfg Config) (Result, error) {
 	res := Result{Role: "server"}
 	if err := cfg.Validate(); err != nil {
 		return fail(res, err)
 	}
-	stop := context.AfterFunc(ctx, func() { ln.SetDeadline(time.Unix(1, 0)) })
+	// A deadline in the past wakes the blocked Accept; it is cleared afterwards so that ln
+	// can serve again.
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		ln.SetDeadline(time.Unix(1, 0))
+		close(fired)
+	})
 	c, err := ln.AcceptTCP()
-	stop()
+	if !stop() {
+		<-fired
+		ln.SetDeadline(time.Time{})
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			err = ctx.Err()

@@ -168,6 +168,21 @@ func TestServeStopsOnCancel(t *testing.T) {
 	if _, err := Serve(ctx, ln, Config{Addr: ln.Addr().String()}); !errors.Is(err, context.Canceled) {
 		t.Errorf("Serve after cancel = %v, want context.Canceled", err)
 	}
+
+	// The listener still serves afterwards.
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := Serve(ctx, ln, Config{Addr: ln.Addr().String(), Sink: true})
+		done <- err
+	}()
+	if _, err := RunClient(ctx, Config{Addr: ln.Addr().String(), Send: 10}); err != nil {
+		t.Errorf("client after a cancelled Serve: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Serve after a cancelled Serve: %v", err)
+	}
 }
 
 func TestDialLocalAddress(t *testing.T) {
