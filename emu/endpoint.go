@@ -1,0 +1,120 @@
+package emu
+
+import (
+	"sync"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+)
+
+// endpoint is one end of a Link as a gVisor link endpoint. It carries raw IP
+// packets: no link header, no link address, no neighbour resolution.
+type endpoint struct {
+	link *Link
+	tx   Dir // the direction this endpoint sends on
+
+	// mu guards the fields below. It is never held while delivering (see
+	// direction.deliver).
+	mu         sync.RWMutex
+	dispatcher stack.NetworkDispatcher
+	linkAddr   tcpip.LinkAddress
+	onClose    func()
+}
+
+var _ stack.LinkEndpoint = (*endpoint)(nil)
+
+// WritePackets implements stack.LinkWriter. It owns the list, not the
+// packets: the caller releases them, and what the link queues are its own
+// references to the bytes.
+func (e *endpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
+	return e.link.dirs[e.tx].send(pkts)
+}
+
+// MTU implements stack.LinkEndpoint: the MTU of the direction it sends on.
+func (e *endpoint) MTU() uint32 { return e.link.dirs[e.tx].cfg.Load().mtu() }
+
+// SetMTU implements stack.LinkEndpoint; it sets Config.MTU of the direction
+// the endpoint sends on.
+func (e *endpoint) SetMTU(mtu uint32) { e.link.dirs[e.tx].setMTU(mtu) }
+
+// MaxHeaderLength implements stack.LinkEndpoint: there is no link header.
+func (*endpoint) MaxHeaderLength() uint16 { return 0 }
+
+// LinkAddress implements stack.LinkEndpoint.
+func (e *endpoint) LinkAddress() tcpip.LinkAddress {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.linkAddr
+}
+
+// SetLinkAddress implements stack.LinkEndpoint.
+func (e *endpoint) SetLinkAddress(addr tcpip.LinkAddress) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.linkAddr = addr
+}
+
+// Capabilities implements stack.LinkEndpoint. By default none: the sending
+// stack computes checksums and the receiving one verifies them, which is what
+// makes Config.Corrupt detectable. Config.ChecksumOffload turns both off for
+// one direction.
+func (e *endpoint) Capabilities() stack.LinkEndpointCapabilities {
+	var c stack.LinkEndpointCapabilities
+	if e.link.dirs[e.tx].cfg.Load().ChecksumOffload {
+		c |= stack.CapabilityTXChecksumOffload
+	}
+	if e.link.dirs[1-e.tx].cfg.Load().ChecksumOffload {
+		c |= stack.CapabilityRXChecksumOffload
+	}
+	return c
+}
+
+// Attach implements stack.LinkEndpoint. Attach(nil) detaches: later
+// deliveries are dropped (Stats.DroppedDetached). It does not wait for a
+// delivery in progress; see direction.deliver for why it must not.
+func (e *endpoint) Attach(dispatcher stack.NetworkDispatcher) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.dispatcher = dispatcher
+}
+
+// IsAttached implements stack.LinkEndpoint.
+func (e *endpoint) IsAttached() bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.dispatcher != nil
+}
+
+// Wait implements stack.LinkEndpoint. The endpoint owns no goroutine; the
+// link's drains are stopped by Link.Close.
+func (*endpoint) Wait() {}
+
+// ARPHardwareType implements stack.LinkEndpoint.
+func (*endpoint) ARPHardwareType() header.ARPHardwareType { return header.ARPHardwareNone }
+
+// AddHeader implements stack.LinkEndpoint: there is no link header.
+func (*endpoint) AddHeader(*stack.PacketBuffer) {}
+
+// ParseHeader implements stack.LinkEndpoint: there is no link header.
+func (*endpoint) ParseHeader(*stack.PacketBuffer) bool { return true }
+
+// Close implements stack.LinkEndpoint; the stack calls it when it removes the
+// NIC. It runs the action set by SetOnCloseAction but leaves the Link alone:
+// the other end may still be in use. Close the Link with Link.Close.
+func (e *endpoint) Close() {
+	e.mu.Lock()
+	f := e.onClose
+	e.onClose = nil
+	e.mu.Unlock()
+	if f != nil {
+		f()
+	}
+}
+
+// SetOnCloseAction implements stack.LinkEndpoint.
+func (e *endpoint) SetOnCloseAction(f func()) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.onClose = f
+}
