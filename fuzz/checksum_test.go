@@ -40,6 +40,9 @@ func naiveDSSSum(dsn uint64, ssn uint32, dataLen, csum uint16, payload []byte) u
 func FuzzDSSChecksum(f *testing.F) {
 	var c options.DSSChecksum // reused across inputs through Reset
 	f.Fuzz(func(t *testing.T, payload, cuts []byte, dsn uint64, ssn uint32, dataLen, other uint16) {
+		if len(payload) > 4096 || len(cuts) > 64 {
+			t.Skip("input too long") // long inputs only slow minimization (quadratic)
+		}
 		c.Reset()
 		rest := payload
 		for _, cut := range cuts {
@@ -74,41 +77,4 @@ func FuzzDSSChecksum(f *testing.F) {
 			t.Fatalf("PartialSum = %#04x, naive %#04x", p, n)
 		}
 	})
-}
-
-// TestCaptureDSSChecksums checks options.DSSChecksum and the naive sum of
-// FuzzDSSChecksum against the checksums Linux computed: every DSS mapping
-// of v1-checksum that covers one wholly captured segment must verify.
-func TestCaptureDSSChecksums(t *testing.T) {
-	var s options.Segment
-	n := 0
-	for _, cs := range loadCaptures(t) {
-		if cs.file != "v1-checksum.pcap" || !cs.complete {
-			continue
-		}
-		hdr := int(cs.seg[12]>>4) * 4
-		payload := cs.seg[hdr:]
-		s.Parse(cs.seg[20:hdr], options.ContextOf(cs.seg[13], len(payload)))
-		o := s.Find(options.SubtypeDSS)
-		if o == nil || len(payload) == 0 {
-			continue
-		}
-		d := o.DSS()
-		if !d.HasMapping || !d.HasChecksum || !d.DSN64 || int(d.DataLen) != len(payload) {
-			continue
-		}
-		var c options.DSSChecksum
-		c.Add(payload)
-		if !c.Verify(d.DSN, d.SubflowSeq, d.DataLen, d.Checksum) || c.Sum(d.DSN, d.SubflowSeq, d.DataLen) != d.Checksum {
-			t.Errorf("frame %d: Linux sent %#04x, we compute %#04x", cs.index, d.Checksum, c.Sum(d.DSN, d.SubflowSeq, d.DataLen))
-		}
-		if naiveDSSSum(d.DSN, d.SubflowSeq, d.DataLen, d.Checksum, payload) != 0xffff {
-			t.Errorf("frame %d: the naive sum does not verify Linux's checksum", cs.index)
-		}
-		n++
-	}
-	if n == 0 {
-		t.Skip("no wholly captured DSS mapping with a checksum in v1-checksum.pcap")
-	}
-	t.Logf("%d Linux DSS checksums verified", n)
 }

@@ -1,16 +1,19 @@
-// Package fuzz holds umptcp's native Go fuzz targets that cross package
-// boundaries, and their seed corpora under testdata/fuzz/<Target>/.
+// Package fuzz holds umptcp's native Go fuzz targets for the option codec
+// and their seed corpora under testdata/fuzz/<Target>/; the capture
+// decoder's target is in fuzz/pcapfuzz (a package of its own, so that these
+// targets do not link gopacket: every instrumented package slows fuzzing).
 //
 // Every target checks invariants, not exact output (STYLE.md): the codec
 // never panics and never reads outside its input, a well-formed option
 // survives decode → Append → Parse unchanged, Fit never drops a mapping and
 // never exceeds the 40-byte option space, the DSS checksum agrees with a
-// naive RFC 1071 sum, and the pcap decoder survives any file.
+// naive RFC 1071 sum. The package's only non-test code is the input grammar
+// of FuzzFit (grammar.go), which the seed generator also writes.
 //
-// `go test ./fuzz` replays the committed seeds. The seeds are every MPTCP
-// option and option area of the kernel captures in ../testdata/captures,
-// every option variant built with its Append, and small pcap files; they are
-// regenerated with
+// `go test ./fuzz/...` replays the committed seeds: every MPTCP option and
+// option-area shape of the kernel captures in ../testdata/captures, every
+// option variant built with its Append, Fit layouts the option shim meets,
+// DSS checksums Linux sent, small capture files. Regenerate them with
 //
 //	go generate ./fuzz
 //
@@ -19,4 +22,4 @@
 //	go test ./fuzz -run='^$' -fuzz='^FuzzParseOption$' -fuzztime=60s -parallel=1
 package fuzz
 
-//go:generate go test -run=^TestWriteSeedCorpus$ -count=1 . -args -write-seeds
+//go:generate go run ./internal/seedgen -captures ../testdata/captures -out .

@@ -16,6 +16,9 @@ import (
 // input (reserved bits cleared) rebuilt byte for byte.
 func FuzzParseOption(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, ctxByte byte) {
+		if len(data) > 260 {
+			t.Skip("longer than any option") // the length byte counts at most 255
+		}
 		ctx := options.Context(ctxByte)
 		// A full slice expression: reading past len(data) would panic.
 		data = data[:len(data):len(data)]

@@ -1,13 +1,16 @@
-package fuzz
+package pcapfuzz
 
 import (
 	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"reflect"
 	"runtime/metrics"
 	"testing"
+	"unsafe"
 
 	"github.com/umptcp/umptcp/decode"
 	"github.com/umptcp/umptcp/options"
@@ -153,5 +156,32 @@ func checkPacket(t *testing.T, p *decode.Packet) {
 		}
 		decode.OptionLen(o)
 		decode.OptionSubtype(o)
+	}
+}
+
+// offsetIn returns where sub starts in b, or -1 if it does not lie within b.
+func offsetIn(b, sub []byte) int {
+	if len(sub) == 0 {
+		return -1
+	}
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(sub)))
+	if p < base || p-base+uintptr(len(sub)) > uintptr(len(b)) {
+		return -1
+	}
+	return int(p - base)
+}
+
+// TestSeedCorpusPresent guards against a lost corpus (regenerate it with
+// go generate ./fuzz).
+func TestSeedCorpusPresent(t *testing.T) {
+	seeds, err := filepath.Glob(filepath.Join("testdata", "fuzz", "FuzzDecodePcap", "pcap-*"))
+	if err != nil || len(seeds) < 5 {
+		t.Fatalf("%d generated seeds (%v); run go generate ./fuzz", len(seeds), err)
+	}
+	for _, s := range seeds {
+		if fi, err := os.Stat(s); err != nil || fi.Size() == 0 {
+			t.Fatalf("%s: %v", s, err)
+		}
 	}
 }

@@ -1,21 +1,17 @@
-package fuzz
+package main
 
 import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"testing"
 
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 )
-
-// capturesDir holds the Linux kernel MPTCP captures (scripts/capture-kernel-mptcp.sh).
-var capturesDir = flag.String("captures", "../testdata/captures", "directory of the kernel captures the seeds are taken from")
 
 // capturedSegment is one TCP segment of a capture: the TCP header and its
 // payload, the payload restored to the length the IP header gives with zero
@@ -158,23 +154,21 @@ func tcpSegment(data []byte, link layers.LinkType) (seg []byte, complete, ok boo
 	return seg, len(tcp) >= tcpLen, true
 }
 
-// loadCaptures reads every capture, skipping the test when none is there
-// yet.
-func loadCaptures(tb testing.TB) []capturedSegment {
-	tb.Helper()
-	files, _ := filepath.Glob(filepath.Join(*capturesDir, "*.pcap"))
-	ng, _ := filepath.Glob(filepath.Join(*capturesDir, "*.pcapng"))
+// loadCaptures reads every capture in dir.
+func loadCaptures(dir string) ([]capturedSegment, error) {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.pcap"))
+	ng, _ := filepath.Glob(filepath.Join(dir, "*.pcapng"))
 	files = append(files, ng...)
 	if len(files) == 0 {
-		tb.Skipf("no captures in %s", *capturesDir)
+		return nil, fmt.Errorf("no captures in %s", dir)
 	}
 	var all []capturedSegment
 	for _, f := range files {
 		segs, err := readCapture(f)
 		if err != nil {
-			tb.Fatalf("%s: %v", f, err)
+			return nil, fmt.Errorf("%s: %w", f, err)
 		}
 		all = append(all, segs...)
 	}
-	return all
+	return all, nil
 }
