@@ -268,6 +268,9 @@ func parseBurst(s string) (Burst, error) {
 	if len(parts) >= 3 && v[2] == 0 {
 		return Burst{}, fmt.Errorf("loss in the bad state is 0%%: the bad state would lose nothing (omit it for 100%%)")
 	}
+	if v[2] == 1 {
+		v[2] = 0 // the canonical form of 100%, so String round-trips
+	}
 	return Burst{P: v[0], R: v[1], BadLoss: v[2], GoodLoss: v[3]}, nil
 }
 
@@ -434,22 +437,30 @@ func formatSize(b int) string {
 // float x, so it searches: shortest decimals of p*100 first, then the floats
 // next to it, since ParsePath's result is always reachable from one of them.
 func formatPercent(p float64) string {
-	back := func(s string) bool {
-		x, err := strconv.ParseFloat(s, 64)
-		return err == nil && x/100 == p
+	// try reports whether x (a float that prints exactly as itself) is read
+	// back as p, and how to write it: plain decimals unless that gets long.
+	try := func(x float64) (string, bool) {
+		if x/100 != p {
+			return "", false
+		}
+		if x == 0 || x >= 1e-6 {
+			return strconv.FormatFloat(x, 'f', -1, 64) + "%", true
+		}
+		return strconv.FormatFloat(x, 'g', -1, 64) + "%", true
 	}
 	c := p * 100
 	for prec := 1; prec <= 17; prec++ {
-		if s := strconv.FormatFloat(c, 'g', prec, 64); back(s) {
-			return s + "%"
+		x, _ := strconv.ParseFloat(strconv.FormatFloat(c, 'g', prec, 64), 64)
+		if s, ok := try(x); ok {
+			return s
 		}
 	}
 	lo, hi := c, c
 	for range 8 {
 		lo, hi = math.Nextafter(lo, math.Inf(-1)), math.Nextafter(hi, math.Inf(1))
 		for _, x := range []float64{lo, hi} {
-			if s := strconv.FormatFloat(x, 'g', -1, 64); back(s) {
-				return s + "%"
+			if s, ok := try(x); ok {
+				return s
 			}
 		}
 	}

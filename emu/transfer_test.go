@@ -10,7 +10,7 @@ func transferSize() int64 {
 	if raceEnabled {
 		return 8 << 20
 	}
-	return 32 << 20
+	return 20 << 20
 }
 
 // TestTransfer moves data with gVisor TCP over impaired links and checks it
