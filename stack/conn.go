@@ -598,23 +598,100 @@ func (c *Conn) Write(b []byte) (int, error) {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 	total := 0
+	probe := minProbeDelay
 	for len(b) > 0 {
 		if err := c.writeErr(); err != nil {
 			return total, c.opErr("write", err)
 		}
-		n, err := c.writeOnce(b)
+		n, dataBlocked, err := c.writeOnce(b)
 		total += n
 		b = b[n:]
 		if err != nil {
 			return total, c.opErr("write", err)
 		}
-		if n == 0 {
+		if n > 0 {
+			probe = minProbeDelay
+			continue
+		}
+		if !dataBlocked {
 			if err := c.wait(c.writeCh, &c.wd); err != nil {
 				return total, c.opErr("write", err)
 			}
+			continue
+		}
+		// Blocked by the peer's data-level window or our send buffer, both
+		// of which only the peer's DATA_ACK opens. A peer may leave its
+		// DATA_ACK behind (Linux moves data to the connection after
+		// acknowledging the segment and sends no ACK for that): probe it
+		// with one byte it already has, which it answers with an ACK
+		// carrying its current DATA_ACK. Linux's own sender recovers the
+		// same way, with its MPTCP-level retransmission timer.
+		probed, err := c.waitOrProbe(probe)
+		if err != nil {
+			return total, c.opErr("write", err)
+		}
+		if probed {
+			probe = min(2*probe, maxProbeDelay)
 		}
 	}
 	return total, nil
+}
+
+// Bounds of the delay before probing a peer whose DATA_ACK does not open
+// the window.
+const (
+	minProbeDelay = 2 * time.Millisecond
+	maxProbeDelay = time.Second
+)
+
+// waitOrProbe waits for the writer's signal; if none comes within d it
+// sends a data-level window probe.
+func (c *Conn) waitOrProbe(d time.Duration) (probed bool, err error) {
+	if rtt := c.subflowRTT(); 2*rtt > d {
+		d = min(2*rtt, maxProbeDelay)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-c.writeCh:
+		return false, nil
+	case <-c.wd.done():
+		return false, os.ErrDeadlineExceeded
+	case <-c.doneCh:
+		return false, nil
+	case <-t.C:
+	}
+	c.probe()
+	return true, nil
+}
+
+func (c *Conn) subflowRTT() time.Duration {
+	if s := c.pickSub(); s != nil {
+		var ti tcpip.TCPInfoOption
+		if s.ep.GetSockOpt(&ti) == nil {
+			return ti.RTT
+		}
+	}
+	return 0
+}
+
+// probe sends again the first byte the peer has not acknowledged at the
+// data level, as new subflow data mapped to its old DSN (§3.3.6 allows
+// sending data again on any subflow). The peer drops it as a duplicate, or
+// takes it if it was really missing, and acknowledges either way.
+func (c *Conn) probe() {
+	s := c.pickSub()
+	if s == nil {
+		return
+	}
+	una := c.sndUna.Load()
+	var b [1]byte
+	if c.sendBuf.copyOut(b[:], una) != 1 {
+		return
+	}
+	pl := payloader{c: c, s: s, b: b[:], dsn: una, resend: true}
+	s.ep.Write(&pl, tcpip.WriteOptions{Atomic: true})
+	c.st.counters.MPTCPRetrans.Add(1)
 }
 
 func (c *Conn) writeErr() error {
@@ -632,14 +709,16 @@ func (c *Conn) writeErr() error {
 }
 
 // writeOnce hands TCP as much of b as the data-level window, the send
-// buffer and a subflow's room allow, without blocking.
-func (c *Conn) writeOnce(b []byte) (int, error) {
+// buffer and a subflow's room allow, without blocking. dataBlocked reports
+// that only a DATA_ACK from the peer can let it write more.
+func (c *Conn) writeOnce(b []byte) (n int, dataBlocked bool, err error) {
 	s := c.pickSub()
 	if s == nil {
-		return 0, nil
+		return 0, false, nil
 	}
 	if c.fellBack() {
-		return c.writeEP(s, b, false)
+		n, err = c.writeEP(s, b, false)
+		return n, false, err
 	}
 	c.sendBuf.ackedTo(c.sndUna.Load())
 	room := min(len(b), c.sendBuf.free(), subflow.MaxMappingLen)
@@ -649,9 +728,10 @@ func (c *Conn) writeOnce(b []byte) (int, error) {
 		}
 	}
 	if room <= 0 {
-		return 0, nil
+		return 0, true, nil
 	}
-	return c.writeEP(s, b[:room], true)
+	n, err = c.writeEP(s, b[:room], true)
+	return n, false, err
 }
 
 // pickSub chooses the subflow to send on: the first one that is
@@ -669,7 +749,7 @@ func (c *Conn) writeEP(s *sub, b []byte, mapped bool) (int, error) {
 	var n int64
 	var err tcpip.Error
 	if mapped {
-		pl := payloader{c: c, s: s, b: b, checksum: c.checksum.Load()}
+		pl := payloader{c: c, s: s, b: b, dsn: c.sndNxt.Load()}
 		n, err = s.ep.Write(&pl, tcpip.WriteOptions{Atomic: true})
 		c.sndNxt.Add(uint64(n))
 	} else {
@@ -699,11 +779,14 @@ func (c *Conn) writeEP(s *sub, b []byte, mapped bool) (int, error) {
 // endpoint lock (WriteOptions.Atomic), so the mapping is exactly what TCP
 // queued.
 type payloader struct {
-	c        *Conn
-	s        *sub
-	b        []byte
-	off      int
-	checksum bool
+	c   *Conn
+	s   *sub
+	b   []byte
+	off int
+	dsn uint64 // of b[0]
+	// resend: the bytes are in the send buffer already (a probe or a
+	// reinjection); they get a mapping of their own.
+	resend bool
 }
 
 func (p *payloader) Len() int { return len(p.b) - p.off }
@@ -718,11 +801,13 @@ func (p *payloader) Read(dst []byte) (int, error) {
 	}
 	chunk := p.b[p.off : p.off+n]
 	var partial uint16
-	if p.checksum {
+	if p.c.checksum.Load() {
 		partial = options.PartialSum(chunk)
 	}
-	p.s.sf.AddTXMapping(p.c.sndNxt.Load()+uint64(p.off), n, partial, p.off > 0)
-	p.c.sendBuf.append(chunk)
+	p.s.sf.AddTXMapping(p.dsn+uint64(p.off), n, partial, p.off > 0)
+	if !p.resend {
+		p.c.sendBuf.append(chunk)
+	}
 	p.off += n
 	return n, nil
 }

@@ -18,6 +18,7 @@ type Counters struct {
 	MPCapableFallbackACK    atomic.Uint64 // responder fell back: no MP_CAPABLE on the third ACK
 	MPCapableFallbackSYNACK atomic.Uint64 // initiator fell back: no MP_CAPABLE on the SYN/ACK
 	MPFallbackTokenInit     atomic.Uint64 // could not allocate a unique token
+	MPTCPRetrans            atomic.Uint64 // data sent again at the data level (window probes, reinjections)
 	DSSNotMatching          atomic.Uint64 // a mapping conflicting with an earlier one
 	DSSCorruptionFallback   atomic.Uint64 // fell back after a DSS checksum failure
 	DSSCorruptionReset      atomic.Uint64 // reset a subflow after a DSS checksum failure

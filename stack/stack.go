@@ -202,9 +202,9 @@ func (s *Stack) Counters() *Counters { return &s.counters }
 // behind umptcp's back: the shim would treat them as plain TCP.
 func (s *Stack) GVisor() *gstack.Stack { return s.gs }
 
-// Close aborts every connection, closes the listeners, stops the worker
-// and closes the gVisor stack. It waits for every goroutine the stack
-// started.
+// Close aborts every connection, closes the listeners, stops the worker,
+// closes the gVisor stack and the links' endpoints. It waits for every
+// goroutine the stack started.
 func (s *Stack) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -233,6 +233,11 @@ func (s *Stack) Close() error {
 	close(s.stop)
 	s.wg.Wait()
 	s.gs.Close()
+	// Removing the NICs closes the link endpoints (a TUN endpoint's reader
+	// stops only then); Wait then joins every goroutine gVisor started.
+	for i := range s.shims {
+		s.gs.RemoveNIC(tcpip.NICID(i + 1))
+	}
 	s.gs.Wait()
 	return nil
 }
