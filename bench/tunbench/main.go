@@ -117,7 +117,11 @@ func main() {
 		if !want(u.name) {
 			continue
 		}
-		rows = append(rows, measureUserspace(topo, u, tun.Driver(*driver), Options{FIFO: *fifoQ}, tcpAddr, measure))
+		to := tcpAddr
+		if u.mptcp {
+			to = mptcpAddr
+		}
+		rows = append(rows, measureUserspace(topo, u, tun.Driver(*driver), Options{FIFO: *fifoQ}, to, measure))
 	}
 
 	printTable(os.Stdout, rows, *dur, *fifoQ, *driver)

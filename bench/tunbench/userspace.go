@@ -49,6 +49,7 @@ type userspaceRow struct {
 	name    string
 	factory UserspaceFactory
 	generic bool // measure over the endpoint's generic path (no offloads)
+	mptcp   bool // talk to the kernel's MPTCP server instead of its TCP one
 }
 
 var userspaceRows []userspaceRow
@@ -56,6 +57,12 @@ var userspaceRows []userspaceRow
 // registerUserspace adds a row measured over the TUN endpoint's offload path.
 func registerUserspace(name string, f UserspaceFactory) {
 	userspaceRows = append(userspaceRows, userspaceRow{name: name, factory: f})
+}
+
+// registerUserspaceMPTCP adds a row whose stack speaks MPTCP: it talks to the
+// kernel's MPTCP server.
+func registerUserspaceMPTCP(name string, f UserspaceFactory) {
+	userspaceRows = append(userspaceRows, userspaceRow{name: name, factory: f, mptcp: true})
 }
 
 func init() {
