@@ -82,7 +82,8 @@ type Config struct {
 
 	// Corrupt is the probability in [0, 1] that one bit of a TCP segment's
 	// payload is flipped, leaving the TCP checksum as it was: the receiving
-	// stack must detect it and drop the segment.
+	// stack must detect it and drop the segment. Corrupt and Rewrite touch
+	// only TCP segments that carry payload; other packets pass unchanged.
 	Corrupt float64
 
 	// Rewrite is the probability in [0, 1] that one byte of a TCP segment's
@@ -92,7 +93,9 @@ type Config struct {
 
 	// Strip selects the TCP segments whose MPTCP options (kind 30) are
 	// replaced by NOPs with the checksum fixed, as a middlebox running
-	// iptables TCPOPTSTRIP does.
+	// iptables TCPOPTSTRIP does (same option walk: it stops at EOL or at a
+	// malformed length). IPv6 extension headers are not walked: a segment
+	// behind one passes unchanged, as do IP fragments.
 	Strip Strip
 
 	// MTU is the largest IP packet this direction carries; 0 means
