@@ -18,10 +18,8 @@
 //	s2.CreateNIC(1, l.B())
 //	...
 //	l.SetBlackhole(emu.AToB, true)  // the path fails
-//	c := l.Config(emu.AToB)
-//	c.Strip = emu.StripAll          // a middlebox appears
-//	l.SetConfig(emu.AToB, c)
-//	fmt.Println(l.Stats(emu.AToB))
+//	l.Update(emu.AToB, func(c *emu.Config) { c.Strip = emu.StripAll }) // a middlebox appears
+//	fmt.Println(l.Stats(emu.AToB))  // sent 1200/1.7MiB delivered 1188/1.7MiB dropped loss=12
 //
 // The endpoints carry raw IPv4 and IPv6 packets: no link header, no link
 // addresses, no neighbour resolution. They advertise no checksum offload, so

@@ -89,6 +89,25 @@ func (l *Link) SetConfig(dir Dir, cfg Config) error {
 	return nil
 }
 
+// Update changes direction dir's configuration in place: f gets the current
+// one (seed included) and may modify it; the result is validated and applied
+// as by SetConfig, atomically with respect to other updates. It is the way to
+// flip one knob under a running flow:
+//
+//	l.Update(emu.AToB, func(c *emu.Config) { c.Strip = emu.StripAll })
+func (l *Link) Update(dir Dir, f func(*Config)) error {
+	d := l.dir(dir)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	cfg := *d.cfg.Load()
+	f(&cfg)
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("emu: %v: %w", dir, err)
+	}
+	d.setConfigLocked(cfg)
+	return nil
+}
+
 // SetBlackhole starts (on) or stops dropping every packet sent in direction
 // dir from now on. Packets already on their way still arrive, as after a
 // route disappears.
@@ -100,7 +119,9 @@ func (l *Link) Stats(dir Dir) Stats { return l.dir(dir).st.snapshot() }
 // Close stops the link: sends fail with tcpip.ErrClosedForSend, packets on
 // their way are released (counted in Stats.DroppedDetached), the timers are
 // stopped, and Close returns once no drain is running. It flushes the pcap
-// writer attached to the link, if any. Close is idempotent.
+// writer attached to the link, if any. Close is idempotent. It must not be
+// called from inside a delivery (a dispatcher's DeliverNetworkPacket), which
+// runs on the drain it waits for.
 //
 // Stop path: the only goroutines a Link runs are drains (drainLoop), started
 // when a packet is due or a timer fires. Close marks both directions closed,
@@ -212,6 +233,10 @@ func (d *direction) store(cfg Config) {
 func (d *direction) setConfig(cfg Config) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.setConfigLocked(cfg)
+}
+
+func (d *direction) setConfigLocked(cfg Config) {
 	switch {
 	case cfg.Seed == 0:
 		cfg.Seed = d.seed

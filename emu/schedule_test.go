@@ -331,6 +331,12 @@ func TestSetConfigSeed(t *testing.T) {
 	if err := l.SetConfig(BToA, Config{Loss: 2}); err == nil {
 		t.Error("SetConfig accepted loss 2")
 	}
+	if err := l.Update(BToA, func(c *Config) { c.Delay = time.Second }); err != nil || l.Config(BToA).Delay != time.Second || l.Config(BToA).Seed != 5 {
+		t.Errorf("Update: %v, %+v", err, l.Config(BToA))
+	}
+	if err := l.Update(BToA, func(c *Config) { c.Jitter = -1 }); err == nil || l.Config(BToA).Jitter != 0 {
+		t.Errorf("Update accepted a negative jitter: %v, %+v", err, l.Config(BToA))
+	}
 	if _, err := NewLink(Config{Delay: -1}, Config{}); err == nil {
 		t.Error("NewLink accepted a negative delay")
 	}
@@ -368,6 +374,14 @@ func TestCloseReleases(t *testing.T) {
 func isClosed(err tcpip.Error) bool {
 	_, ok := err.(*tcpip.ErrClosedForSend)
 	return ok
+}
+
+func TestStatsString(t *testing.T) {
+	s := Stats{SentPackets: 1200, SentBytes: 1_782_579, DeliveredPackets: 1188, DeliveredBytes: 1000, DroppedLoss: 12, Stripped: 3}
+	want := "sent 1200/1.7MiB delivered 1188/1000B dropped loss=12 events stripped=3"
+	if got := s.String(); got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
 }
 
 // TestDetached: with no dispatcher attached, packets are counted, not lost

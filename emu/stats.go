@@ -1,6 +1,10 @@
 package emu
 
-import "sync/atomic"
+import (
+	"fmt"
+	"strings"
+	"sync/atomic"
+)
 
 // Stats are the counters of one direction of a Link. Every packet sent is
 // either delivered, dropped for exactly one cause, or still on its way, so
@@ -29,6 +33,45 @@ type Stats struct {
 func (s Stats) Dropped() uint64 {
 	return s.DroppedQueue + s.DroppedLoss + s.DroppedBurst + s.DroppedBlackhole +
 		s.DroppedMTU + s.DroppedDetached
+}
+
+// String returns a one-line summary naming only the non-zero drop causes
+// and events, e.g. "sent 1200/1.7MiB delivered 1188/1.7MiB dropped loss=12".
+func (s Stats) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "sent %d/%s delivered %d/%s", s.SentPackets, bytesString(s.SentBytes),
+		s.DeliveredPackets, bytesString(s.DeliveredBytes))
+	list := func(title string, kv ...any) {
+		first := true
+		for i := 0; i < len(kv); i += 2 {
+			if n := kv[i+1].(uint64); n != 0 {
+				if first {
+					b.WriteString(" " + title)
+					first = false
+				}
+				fmt.Fprintf(&b, " %s=%d", kv[i], n)
+			}
+		}
+	}
+	list("dropped", "queue", s.DroppedQueue, "loss", s.DroppedLoss, "burst", s.DroppedBurst,
+		"blackhole", s.DroppedBlackhole, "mtu", s.DroppedMTU, "detached", s.DroppedDetached)
+	list("events", "corrupted", s.Corrupted, "rewritten", s.Rewritten, "duplicated", s.Duplicated,
+		"reordered", s.Reordered, "stripped", s.Stripped)
+	return b.String()
+}
+
+// bytesString writes n bytes with a binary-prefixed unit.
+func bytesString(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%dB", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f%ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // counters is the live, lock-free form of Stats.

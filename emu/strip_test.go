@@ -125,9 +125,13 @@ func TestStripToggle(t *testing.T) {
 		strip Strip
 		want  []byte
 	}{{StripNone, orig}, {StripAll, stripped}, {StripNone, orig}, {StripData, stripped}, {StripSYNACK, orig}} {
-		c := l.Config(AToB)
-		c.Strip = step.strip
-		if err := l.SetConfig(AToB, c); err != nil {
+		if i%2 == 0 {
+			c := l.Config(AToB)
+			c.Strip = step.strip
+			if err := l.SetConfig(AToB, c); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := l.Update(AToB, func(c *Config) { c.Strip = step.strip }); err != nil {
 			t.Fatal(err)
 		}
 		if got := send(); !equalButChecksum(got, step.want) || !tcpChecksumOK(t, got) {
