@@ -91,8 +91,9 @@ func (l *Link) SetConfig(dir Dir, cfg Config) error {
 
 // Update changes direction dir's configuration in place: f gets the current
 // one (seed included) and may modify it; the result is validated and applied
-// as by SetConfig, atomically with respect to other updates. It is the way to
-// flip one knob under a running flow:
+// as by SetConfig, atomically with respect to other updates (f runs under the
+// direction's lock, so it must not call the link's other methods). It is the
+// way to flip one knob under a running flow:
 //
 //	l.Update(emu.AToB, func(c *emu.Config) { c.Strip = emu.StripAll })
 func (l *Link) Update(dir Dir, f func(*Config)) error {
