@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
 // diff returns the positions where a and b (equal length) differ and the
@@ -155,5 +154,3 @@ func TestRewriteNotCaughtByTCP(t *testing.T) {
 		t.Error("data arrived intact despite rewriting")
 	}
 }
-
-var _ = stack.PacketBufferList{}

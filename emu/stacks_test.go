@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -224,5 +223,3 @@ func mustParse(tb testing.TB, spec string) Config {
 	}
 	return c
 }
-
-var _ = fmt.Sprint
