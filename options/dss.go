@@ -30,38 +30,33 @@ const (
 // (§3.7). DataLen includes the DATA_FIN, which takes one data sequence number;
 // a DATA_FIN with no data has SubflowSeq 0 and DataLen 1 (§3.3.3).
 type DSS struct {
-	DataFIN     bool
-	HasAck      bool
-	Ack64       bool
+	// Fields ordered by size: a DSS is decoded and copied on every segment.
 	DataAck     uint64
-	HasMapping  bool
-	DSN64       bool
 	DSN         uint64
 	SubflowSeq  uint32
 	DataLen     uint16
-	HasChecksum bool
 	Checksum    uint16
+	DataFIN     bool
+	HasAck      bool
+	Ack64       bool
+	HasMapping  bool
+	DSN64       bool
+	HasChecksum bool
 }
 
 // Flags returns the flags byte the option carries.
 func (d DSS) Flags() uint8 {
-	var f uint8
-	if d.DataFIN {
-		f |= DSSFlagDataFIN
+	f := b2u(d.DataFIN)<<4 | b2u(d.HasAck) | b2u(d.HasAck && d.Ack64)<<1
+	return f | b2u(d.HasMapping)<<2 | b2u(d.HasMapping && d.DSN64)<<3
+}
+
+// b2u is 1 for true; the compiler turns it into a flag-setting instruction.
+func b2u(b bool) uint8 {
+	var u uint8
+	if b {
+		u = 1
 	}
-	if d.HasMapping {
-		f |= DSSFlagMapping
-		if d.DSN64 {
-			f |= DSSFlagDSN64
-		}
-	}
-	if d.HasAck {
-		f |= DSSFlagAck
-		if d.Ack64 {
-			f |= DSSFlagAck64
-		}
-	}
-	return f
+	return u
 }
 
 // Len returns the option's length on the wire.
@@ -116,67 +111,23 @@ func (d DSS) Append(b []byte) []byte {
 // fallback (§3.7: data-level length 0).
 func (d DSS) InfiniteMapping() bool { return d.HasMapping && d.DataLen == 0 }
 
-// dssExpectedLen is the length the flags call for, without a checksum.
-func dssExpectedLen(flags uint8) int {
-	d := DSS{HasAck: flags&DSSFlagAck != 0, Ack64: flags&DSSFlagAck64 != 0,
-		HasMapping: flags&DSSFlagMapping != 0, DSN64: flags&DSSFlagDSN64 != 0}
-	return d.Len()
-}
+// dssLen is the length a DSS's flags call for, without a checksum, indexed
+// by the flags' low four bits (M, m, a, A; F does not change the layout).
+var dssLen = func() (t [16]uint8) {
+	for f := range t {
+		d := DSS{HasAck: f&DSSFlagAck != 0, Ack64: f&DSSFlagAck64 != 0,
+			HasMapping: f&DSSFlagMapping != 0, DSN64: f&DSSFlagDSN64 != 0}
+		t[f] = uint8(d.Len())
+	}
+	return t
+}()
 
 // dssLenOK accepts the length the flags call for, plus two bytes of checksum
 // when a mapping is present. Linux also accepts the two extra bytes on a
 // DSS without a mapping and ignores them; no variant of §3.3 has them, so we
 // report that as malformed.
 func dssLenOK(flags uint8, l int) bool {
-	want := dssExpectedLen(flags)
+	want := int(dssLen[flags&0x0f])
 	return l == want || (flags&DSSFlagMapping != 0 && l == want+dssChecksumLen)
 }
 
-func decodeDSS(b []byte) DSS {
-	flags := b[3] & dssFlagMask
-	d := DSS{
-		DataFIN:    flags&DSSFlagDataFIN != 0,
-		HasAck:     flags&DSSFlagAck != 0,
-		Ack64:      flags&DSSFlagAck64 != 0,
-		HasMapping: flags&DSSFlagMapping != 0,
-		DSN64:      flags&DSSFlagDSN64 != 0,
-	}
-	// The a and m bits mean nothing without A and M; keep them only where
-	// they change the layout so that Append reproduces the bytes.
-	if !d.HasAck {
-		d.Ack64 = false
-	}
-	if !d.HasMapping {
-		d.DSN64 = false
-	}
-	if len(b) < d.Len() {
-		return DSS{}
-	}
-	p := b[dssBaseLen:]
-	if d.HasAck {
-		if d.Ack64 {
-			d.DataAck = be64(p)
-			p = p[dssAck64Len:]
-		} else {
-			d.DataAck = uint64(be32(p))
-			p = p[dssAck32Len:]
-		}
-	}
-	if d.HasMapping {
-		if d.DSN64 {
-			d.DSN = be64(p)
-			p = p[dssDSN64Len:]
-		} else {
-			d.DSN = uint64(be32(p))
-			p = p[dssDSN32Len:]
-		}
-		d.SubflowSeq = be32(p)
-		d.DataLen = be16(p[4:])
-		p = p[dssMapTailLen:]
-		if len(p) >= dssChecksumLen {
-			d.HasChecksum = true
-			d.Checksum = be16(p)
-		}
-	}
-	return d
-}

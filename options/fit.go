@@ -40,7 +40,12 @@ func required(st Subtype) bool {
 // those do not fit it returns ErrNoRoom and dst unchanged. The common case,
 // where everything fits as given, copies the bytes once.
 func Fit(dst, tcpOpts, mptcp []byte) (out []byte, omitted uint16, err error) {
-	tcpLen := trimPadding(tcpOpts)
+	tcpLen, ok := trimPadding(tcpOpts)
+	if !ok {
+		// An option area that cannot be walked would swallow what follows
+		// it (a truncated option's length covering our DSS).
+		return dst, 0, ErrBadOptions
+	}
 	if tcpLen+len(mptcp) <= MaxTCPOptionsLen {
 		if !walkable(mptcp) {
 			return dst, 0, ErrBadOptions
@@ -148,8 +153,8 @@ func fitSlow(dst, tcpOpts, mptcp []byte) ([]byte, uint16, error) {
 }
 
 // trimPadding returns the length of opts without trailing NOP/EOL padding,
-// which Fit adds back once at the end.
-func trimPadding(opts []byte) int {
+// which Fit adds back once at the end, and whether opts can be walked.
+func trimPadding(opts []byte) (int, bool) {
 	// Walk to find where the last real option ends; padding in the middle
 	// (NOP NOP before a timestamp) is kept.
 	end := 0
@@ -161,10 +166,7 @@ func trimPadding(opts []byte) int {
 		}
 		end = w.off
 	}
-	if w.Status() != WalkOK {
-		return len(opts) // let the caller's walk report it
-	}
-	return end
+	return end, w.Status() == WalkOK
 }
 
 func walkable(b []byte) bool {

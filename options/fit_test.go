@@ -115,3 +115,15 @@ func TestFitKeepsDstPrefix(t *testing.T) {
 		t.Fatalf("%x %v", area, err)
 	}
 }
+
+// TestFitRefusesUnwalkableArea: a TCP option area whose last option runs
+// past its end would swallow the MPTCP options appended after it (found by
+// FuzzFit).
+func TestFitRefusesUnwalkableArea(t *testing.T) {
+	dss := DSS{HasAck: true, DataAck: 1}.Append(nil)
+	for _, area := range [][]byte{{0x08, 0x0a, 0, 0}, {0x08}, {0x05, 0x01}} {
+		if out, _, err := Fit(nil, area, dss); !errors.Is(err, ErrBadOptions) {
+			t.Errorf("Fit(%x) = %x, %v; want ErrBadOptions", area, out, err)
+		}
+	}
+}

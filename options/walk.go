@@ -113,34 +113,52 @@ type Segment struct {
 }
 
 // Parse collects every MPTCP option in opts, the option area of a segment
-// described by ctx, in one pass. It keeps the order of the options.
+// described by ctx, in one pass. It keeps the order of the options. It walks
+// the area itself rather than through a Walker: this runs on every segment.
 func (s *Segment) Parse(opts []byte, ctx Context) {
 	s.N = 0
 	s.Status = WalkOK
 	s.HasTimestamp = false
-	w := NewWalker(opts)
-	for {
-		kind, opt, ok := w.Next()
-		if !ok {
-			break
+	for i := 0; i < len(opts); {
+		kind := opts[i]
+		switch kind {
+		case TCPOptionEOL:
+			return
+		case TCPOptionNOP:
+			i++
+			continue
 		}
+		if i+1 >= len(opts) {
+			s.Status = WalkTruncated
+			return
+		}
+		l := int(opts[i+1])
+		if l < 2 || (kind == Kind && l < 3) {
+			s.Status = WalkBadLength
+			return
+		}
+		if i+l > len(opts) {
+			s.Status = WalkTruncated
+			return
+		}
+		opt := opts[i : i+l : i+l]
+		i += l
 		switch kind {
 		case Kind:
 			if s.N == MaxPerSegment {
 				continue // cannot happen within 40 bytes; bounds the work anyway
 			}
-			o, _, _ := Parse(opt, ctx)
-			s.Options[s.N] = o
+			st := Subtype(opt[2] >> 4)
+			s.Options[s.N] = Option{Subtype: st, Malformed: !wellFormed(st, opt, ctx), Raw: opt}
 			s.N++
 		case TCPOptionTimestamp:
-			if len(opt) == 10 {
+			if l == 10 {
 				s.HasTimestamp = true
-				s.TSVal = be32(opt[2:])
-				s.TSEcr = be32(opt[6:])
+				s.TSVal = be32(opt[2:6])
+				s.TSEcr = be32(opt[6:10])
 			}
 		}
 	}
-	s.Status = w.Status()
 }
 
 // List returns the options found. The slice aliases s.
