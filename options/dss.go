@@ -130,4 +130,3 @@ func dssLenOK(flags uint8, l int) bool {
 	want := int(dssLen[flags&0x0f])
 	return l == want || (flags&DSSFlagMapping != 0 && l == want+dssChecksumLen)
 }
-
