@@ -538,6 +538,13 @@ func (c *Conn) unmapped(s *sub) bool {
 	if res.Count == 0 {
 		return false
 	}
+	// The shim records a segment's mapping before gVisor queues its data:
+	// data seen now has its mapping in the table already if it came with
+	// one. Look again before concluding it came without (NextRX may have
+	// run before that segment arrived).
+	if _, _, ok := s.sf.NextRX(); ok {
+		return true
+	}
 	if c.canFallback() {
 		if !s.sf.PeerDataSeen() && c.role == subflow.Initiator {
 			c.st.counters.MPCapableDataFallback.Add(1)

@@ -99,8 +99,35 @@ func (s *Subflow) Incoming(seg Segment, opts *options.Segment, refs Refs) (ev Ev
 	}
 	if o := opts.Find(options.SubtypeDSS); o != nil {
 		s.incomingDSS(seg, o.DSS(), refs, &ev)
+	} else if s.role == Responder && seg.PayloadLen > 0 {
+		// The initiator repeats MP_CAPABLE on its first data until it sees
+		// our DSS (§3.1): that data's mapping is in the MP_CAPABLE, also
+		// when the third ACK already established the subflow.
+		if o := opts.Find(options.SubtypeMPCapable); o != nil {
+			if mpc := o.MPCapable(); mpc.Variant >= options.CapableData && mpc.Usable() {
+				s.capableMapping(seg, mpc, &ev)
+			}
+		}
 	}
 	return ev
+}
+
+// capableMapping records the mapping an MP_CAPABLE with data carries: its
+// data parameters are those of a DSS (§3.1): DSN = IDSN+1, subflow
+// sequence 1.
+func (s *Subflow) capableMapping(seg Segment, mpc options.MPCapable, ev *Events) {
+	if !s.remoteKeyOK || mpc.SenderKey != s.remoteKey || mpc.ReceiverKey != s.localKey {
+		return
+	}
+	if (mpc.Variant == options.CapableDataChecksum) != s.checksum {
+		ev.ChecksumMismatch = true
+		return
+	}
+	_, idsn := options.TokenIDSN(s.remoteKey)
+	m := RXMapping{SSN: 1, DSN: idsn + 1, Len: uint32(mpc.DataLen), WireLen: mpc.DataLen,
+		HasChecksum: mpc.Variant == options.CapableDataChecksum, Checksum: mpc.Checksum}
+	s.peerDataSeen = true
+	s.addRXMapping(seg, m, ev)
 }
 
 func (s *Subflow) incomingReset(opts *options.Segment, ev *Events) {
@@ -162,13 +189,7 @@ func (s *Subflow) incomingThirdACK(seg Segment, opts *options.Segment, ev *Event
 	s.established, s.fullyEstablished = true, true
 	ev.Established, ev.RemoteKey, ev.Checksum, ev.CapableACKRX = true, s.remoteKey, s.checksum, true
 	if mpc.Variant >= options.CapableData && seg.PayloadLen > 0 {
-		// The data parameters of MP_CAPABLE are those of a DSS mapping
-		// (§3.1): DSN = IDSN+1, subflow sequence 1.
-		_, idsn := options.TokenIDSN(s.remoteKey)
-		m := RXMapping{SSN: 1, DSN: idsn + 1, Len: uint32(mpc.DataLen), WireLen: mpc.DataLen,
-			HasChecksum: mpc.Variant == options.CapableDataChecksum, Checksum: mpc.Checksum}
-		s.peerDataSeen = true
-		s.addRXMapping(seg, m, ev)
+		s.capableMapping(seg, mpc, ev)
 	}
 }
 
