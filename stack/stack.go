@@ -129,7 +129,10 @@ func New(cfg Config) (*Stack, error) {
 	// options, leaving room for a DSS next to timestamps (DESIGN.md).
 	sack := tcpip.TCPSACKEnabled(true)
 	moderate := tcpip.TCPModerateReceiveBufferOption(true)
-	for _, opt := range []tcpip.SettableTransportProtocolOption{&sack, &moderate} {
+	// CUBIC, as Linux uses by default: gVisor's default Reno recovers
+	// slowly from slow start's overshoot into a bottleneck queue.
+	cubic := tcpip.CongestionControlOption("cubic")
+	for _, opt := range []tcpip.SettableTransportProtocolOption{&sack, &moderate, &cubic} {
 		if err := gs.SetTransportProtocolOption(tcp.ProtocolNumber, opt); err != nil {
 			gs.Close()
 			return nil, fmt.Errorf("umptcp: configuring TCP: %s", err)
