@@ -680,3 +680,6 @@ func (c *Conn) sub0Stats() any {
 	}
 	return nil
 }
+
+// errClosedConn is what I/O on a closed connection wraps.
+var errClosedConn = net.ErrClosed
