@@ -55,6 +55,11 @@ func (e *endpoint) SetLinkAddress(addr tcpip.LinkAddress) {
 	e.linkAddr = addr
 }
 
+// HeadersFromBytes reports that the endpoint reads outgoing packets only as bytes
+// (PacketBuffer.ToView), never through their header views: umptcp's option shim may then
+// grow a TCP header in place instead of copying the packet.
+func (e *endpoint) HeadersFromBytes() bool { return true }
+
 // Capabilities implements stack.LinkEndpoint. By default none: the sending
 // stack computes checksums and the receiving one verifies them, which is what
 // makes Config.Corrupt detectable. Config.ChecksumOffload turns both off for

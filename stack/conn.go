@@ -394,6 +394,14 @@ func (c *Conn) readOnce(p []byte) (int, error) {
 			allEOF = false
 			n, moved := c.readSub(s, p)
 			if n > 0 {
+				// Fill p across mappings while the data is in order.
+				for n < len(p) {
+					k, _ := c.readSub(s, p[n:])
+					if k == 0 {
+						break
+					}
+					n += k
+				}
 				return n, nil
 			}
 			progress = progress || moved
@@ -728,7 +736,7 @@ func (c *Conn) writeOnce(b []byte) (n int, dataBlocked bool, err error) {
 		return n, false, err
 	}
 	c.sendBuf.ackedTo(c.sndUna.Load())
-	room := min(len(b), c.sendBuf.free(), subflow.MaxMappingLen)
+	room := min(len(b), c.sendBuf.free())
 	if c.wndKnown.Load() {
 		if w := int64(c.wndEnd.Load() - c.sndNxt.Load()); w < int64(room) {
 			room = int(max(w, 0))
@@ -807,11 +815,27 @@ func (p *payloader) Read(dst []byte) (int, error) {
 		return 0, nil
 	}
 	chunk := p.b[p.off : p.off+n]
-	var partial uint16
-	if p.c.checksum.Load() {
-		partial = options.PartialSum(chunk)
+	csum := p.c.checksum.Load()
+	// One mapping per write, cut every MappingSize bytes (at most 65535:
+	// the data-level length is 16 bits).
+	size := p.s.sf.MappingSize()
+	for rest, extend := chunk, p.off > 0; len(rest) > 0; extend = true {
+		k := len(rest)
+		if extend {
+			if room := p.s.sf.MappingRoom(); room > 0 {
+				k = min(k, room)
+			} else {
+				extend = false
+			}
+		}
+		k = min(k, size)
+		var partial uint16
+		if csum {
+			partial = options.PartialSum(rest[:k])
+		}
+		p.s.sf.AddTXMapping(p.dsn+uint64(p.off+len(chunk)-len(rest)), k, partial, extend)
+		rest = rest[k:]
 	}
-	p.s.sf.AddTXMapping(p.dsn+uint64(p.off), n, partial, p.off > 0)
 	if !p.resend {
 		p.c.sendBuf.append(chunk)
 	}

@@ -26,6 +26,10 @@ type flow struct {
 	// Window scale shifts from the SYNs (-1: not seen). The peer's window
 	// field is scaled only if both SYNs carried the option (RFC 7323 §2.2).
 	ourWS, peerWS atomic.Int32
+
+	// mssSeen is the largest payload of a plain (non-GSO) segment sent on
+	// the subflow.
+	mssSeen atomic.Int32
 }
 
 func newFlow(local, remote netip.AddrPort, sf *subflow.Subflow) *flow {
@@ -110,6 +114,7 @@ func (t *flowTable) remove(f *flow) {
 	defer t.mu.Unlock()
 	if t.m[f.key] == f {
 		delete(t.m, f.key)
+		f.retired.CompareAndSwap(0, 1) // caches check it
 		if f.pending.Swap(false) {
 			t.pending--
 		}

@@ -3,6 +3,8 @@ package stack
 import (
 	"encoding/binary"
 	"sync"
+	"sync/atomic"
+	"unsafe"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
@@ -29,9 +31,18 @@ type shim struct {
 	nested.Endpoint
 	st    *Stack
 	child stack.LinkEndpoint
+	// inPlace: the child reads outgoing packets only as bytes, so the shim
+	// may grow a TCP header in the packet's headroom (see growInPlace).
+	inPlace bool
+	lastOut atomic.Pointer[flow]
 
 	lists sync.Pool // *txBatch
 }
+
+// headersFromBytes is implemented by link endpoints that read outgoing
+// packets only as bytes (PacketBuffer.ToView, AsViewList), never through
+// their header views: umptcp's emu and tun endpoints.
+type headersFromBytes interface{ HeadersFromBytes() bool }
 
 var _ stack.LinkEndpoint = (*shim)(nil)
 var _ stack.NetworkDispatcher = (*shim)(nil)
@@ -45,8 +56,17 @@ func (sh *shim) Capabilities() stack.LinkEndpointCapabilities {
 	return sh.child.Capabilities() &^ stack.CapabilityTXChecksumOffload
 }
 
+// MaxHeaderLength implements stack.LinkEndpoint: the child's, plus room
+// for the MPTCP options the shim adds in front of the payload.
+func (sh *shim) MaxHeaderLength() uint16 {
+	return sh.child.MaxHeaderLength() + options.MaxTCPOptionsLen
+}
+
 func newShim(st *Stack, child stack.LinkEndpoint) *shim {
 	sh := &shim{st: st, child: child}
+	if hb, ok := child.(headersFromBytes); ok && hb.HeadersFromBytes() && child.ARPHardwareType() == header.ARPHardwareNone {
+		sh.inPlace = true
+	}
 	sh.Endpoint.Init(child, sh)
 	sh.lists.New = func() any { return new(txBatch) }
 	return sh
@@ -106,6 +126,11 @@ func (v *tcpView) segment() subflow.Segment {
 }
 
 func findTimestamp(opts []byte) (ok bool, val, ecr uint32) {
+	// gVisor and Linux put NOP NOP TS first.
+	if len(opts) >= 12 && opts[0] == options.TCPOptionNOP && opts[1] == options.TCPOptionNOP &&
+		opts[2] == options.TCPOptionTimestamp && opts[3] == 10 {
+		return true, binary.BigEndian.Uint32(opts[4:]), binary.BigEndian.Uint32(opts[8:])
+	}
 	w := options.NewWalker(opts)
 	for {
 		kind, opt, more := w.Next()
@@ -132,12 +157,41 @@ func findWindowScale(opts []byte) int32 {
 }
 
 // outgoingView reads an outgoing packet's headers as gVisor pushed them.
-func outgoingView(pkt *stack.PacketBuffer) (v tcpView, ok bool) {
+// On a raw IP link (rawIP) the packet starts with its IP header, so the
+// headers are read from the first bytes, which is much cheaper than going
+// through the header views.
+func outgoingView(pkt *stack.PacketBuffer, rawIP bool) (v tcpView, ok bool) {
 	if pkt.TransportProtocolNumber != header.TCPProtocolNumber {
 		return v, false
 	}
-	v.ipHdr = pkt.NetworkHeader().Slice()
-	v.tcp = header.TCP(pkt.TransportHeader().Slice())
+	if rawIP {
+		views, off := pkt.AsViewList()
+		first := views.Front()
+		if first == nil {
+			return v, false
+		}
+		b := first.AsSlice()
+		if off >= len(b) {
+			return v, false
+		}
+		b = b[off:]
+		ipLen := header.IPv6MinimumSize
+		if b[0]>>4 == 4 {
+			ipLen = int(b[0]&0x0f) * 4
+		}
+		if len(b) < ipLen+header.TCPMinimumSize {
+			return v, false
+		}
+		tcpLen := int(b[ipLen+header.TCPDataOffset]>>4) * 4
+		if tcpLen < header.TCPMinimumSize || len(b) < ipLen+tcpLen {
+			return v, false
+		}
+		v.ipHdr = b[:ipLen]
+		v.tcp = header.TCP(b[ipLen : ipLen+tcpLen])
+	} else {
+		v.ipHdr = pkt.NetworkHeader().Slice()
+		v.tcp = header.TCP(pkt.TransportHeader().Slice())
+	}
 	if len(v.tcp) < header.TCPMinimumSize || int(v.tcp.DataOffset()) > len(v.tcp) {
 		return v, false
 	}
@@ -165,12 +219,12 @@ func (v *tcpView) keyIn() flowKey {
 // outbound adds the MPTCP options of pkt's subflow, if any, and pushes the
 // packet or its replacements onto b.
 func (sh *shim) outbound(pkt *stack.PacketBuffer, b *txBatch, origin int) {
-	v, ok := outgoingView(pkt)
+	v, ok := outgoingView(pkt, sh.inPlace)
 	if !ok {
 		b.push(pkt.IncRef(), origin)
 		return
 	}
-	f := sh.st.flows.get(v.keyOut())
+	f := sh.flowOut(v.keyOut())
 	if f == nil {
 		b.push(pkt.IncRef(), origin)
 		return
@@ -179,15 +233,27 @@ func (sh *shim) outbound(pkt *stack.PacketBuffer, b *txBatch, origin int) {
 	if seg.Flags&subflow.FlagSYN != 0 {
 		f.ourWS.Store(findWindowScale(v.tcp.Options()))
 	}
+	if pkt.GSOOptions.Type != stack.GSONone && pkt.GSOOptions.MSS != 0 {
+		seg.MSS = int(pkt.GSOOptions.MSS)
+	} else if v.payload > 0 && pkt.GSOOptions.Type == stack.GSONone {
+		// Full-sized segments tell the segment size; smaller ones (the
+		// tail of a write) do not, but never exceed it.
+		seg.MSS = max(v.payload, int(f.mssSeen.Load()))
+		f.mssSeen.Store(int32(seg.MSS))
+	}
 	cs := f.connState()
 	var buf [options.MaxTCPOptionsLen]byte
-	mp, split := f.sf.Outgoing(buf[:0], seg, cs)
+	mp, split, sent := f.sf.Outgoing(buf[:0], seg, cs)
 	if len(mp) == 0 && split == 0 {
 		b.push(pkt.IncRef(), origin)
 		return
 	}
-	sh.countTX(mp, seg.Flags)
+	sh.countTX(sent)
 	if split == 0 {
+		if sh.inPlace && sh.growInPlace(pkt, &v, mp) {
+			b.push(pkt.IncRef(), origin)
+			return
+		}
 		b.push(sh.rebuild(pkt, &v, mp, 0, v.payload, seg.Flags), origin)
 		return
 	}
@@ -201,7 +267,9 @@ func (sh *shim) outbound(pkt *stack.PacketBuffer, b *txBatch, origin int) {
 		rest := seg
 		rest.Seq = seg.Seq + uint32(off)
 		rest.PayloadLen = v.payload - off
-		mp, split = f.sf.Outgoing(buf[:0], rest, cs)
+		rest.Rest = true
+		mp, split, sent = f.sf.Outgoing(buf[:0], rest, cs)
+		sh.countTX(sent)
 	}
 	b.push(sh.rebuild(pkt, &v, mp, off, v.payload-off, seg.Flags), origin)
 }
@@ -214,36 +282,162 @@ func (f *flow) connState() subflow.ConnState {
 }
 
 // countTX bumps the counters of the options about to be sent.
-func (sh *shim) countTX(mp []byte, flags uint8) {
-	w := options.NewWalker(mp)
-	for {
-		_, opt, ok := w.Next()
-		if !ok {
-			return
-		}
-		c := &sh.st.counters
-		switch options.Subtype(opt[2] >> 4) {
-		case options.SubtypeMPCapable:
-			if flags&subflow.FlagSYN != 0 && flags&subflow.FlagACK == 0 {
-				c.MPCapableSYNTX.Add(1)
-			}
-		case options.SubtypeMPFail:
-			c.MPFailTx.Add(1)
-		case options.SubtypeMPFastClose:
-			c.MPFastcloseTx.Add(1)
-		case options.SubtypeMPTCPRst:
-			c.MPRstTx.Add(1)
-		case options.SubtypeDSS:
-			if len(opt) >= 4 && opt[3]&options.DSSFlagMapping != 0 && dssDataLenZero(opt) {
-				c.InfiniteMapTx.Add(1)
-			}
+func (sh *shim) countTX(sent subflow.Sent) {
+	if sent == 0 {
+		return
+	}
+	c := &sh.st.counters
+	if sent&subflow.SentCapableSYN != 0 {
+		c.MPCapableSYNTX.Add(1)
+	}
+	if sent&subflow.SentMPFail != 0 {
+		c.MPFailTx.Add(1)
+	}
+	if sent&subflow.SentFastClose != 0 {
+		c.MPFastcloseTx.Add(1)
+	}
+	if sent&subflow.SentTCPRst != 0 {
+		c.MPRstTx.Add(1)
+	}
+	if sent&subflow.SentInfiniteMapping != 0 {
+		c.InfiniteMapTx.Add(1)
+	}
+}
+
+// flowOut finds the flow of an outgoing segment, trying the last one found
+// first: a bulk transfer sends runs of segments of one subflow.
+func (sh *shim) flowOut(k flowKey) *flow {
+	if f := sh.lastOut.Load(); f != nil && f.key == k && f.retired.Load() == 0 {
+		return f
+	}
+	f := sh.st.flows.get(k)
+	if f != nil {
+		sh.lastOut.Store(f)
+	}
+	return f
+}
+
+// growInPlace adds mp to pkt's TCP options without copying the packet: it
+// takes the bytes it needs from the packet's headroom (the shim asks gVisor
+// for 40 more with MaxHeaderLength), moves the IP and TCP headers back into
+// them and writes the new option area where the old one ended. The packet's
+// header views then no longer match its bytes, which is why this is done
+// only for links that read packets as bytes (headersFromBytes). It reports
+// false, having changed nothing, when it cannot.
+func (sh *shim) growInPlace(pkt *stack.PacketBuffer, v *tcpView, mp []byte) bool {
+	var areaBuf [options.MaxTCPOptionsLen]byte
+	area, _, err := options.Fit(areaBuf[:0], v.tcp.Options(), mp)
+	if err != nil {
+		return false
+	}
+	ipLen, oldTCP := len(v.ipHdr), len(v.tcp)
+	newTCP := header.TCPMinimumSize + len(area)
+	grow := newTCP - oldTCP
+	// Nothing but the IP and TCP headers pushed: no link header yet.
+	if grow <= 0 || pkt.AvailableHeaderBytes() < grow || pkt.HeaderSize() != ipLen+oldTCP {
+		return false
+	}
+	// The IP and TCP headers must be contiguous (gVisor pushes both into
+	// the one reserved view), or moving them as one block would be wrong.
+	if unsafe.Pointer(unsafe.SliceData(v.tcp)) != unsafe.Add(unsafe.Pointer(unsafe.SliceData(v.ipHdr)), ipLen) ||
+		cap(v.ipHdr) < ipLen+oldTCP {
+		return false
+	}
+	partial := pkt.GSOOptions.Type != stack.GSONone && pkt.GSOOptions.NeedsCsum
+	oldOpts := len(v.tcp) - header.TCPMinimumSize
+	// Fit's common case keeps the old options where they were and appends:
+	// then the checksums change only by the appended bytes, the data offset
+	// and the lengths (RFC 1624), and nothing else needs summing.
+	appended := len(area) >= oldOpts && string(area[:oldOpts]) == string(v.tcp[header.TCPMinimumSize:])
+	oldDoff := binary.BigEndian.Uint16(v.tcp[header.TCPDataOffset:])
+	oldCsum := v.tcp.Checksum()
+	var payloadSum uint16
+	if !partial && !appended {
+		// The payload's sum, taken out of the checksum gVisor computed,
+		// before the header moves.
+		oldPseudo := pseudoSum(v.src, v.dst, oldTCP+v.payload)
+		payloadSum = checksum.Combine(^oldCsum, ^checksum.Combine(oldPseudo, headerSumWithoutChecksum(v.tcp)))
+	}
+	var addrs [32]byte
+	srcLen := copy(addrs[:], v.src)
+	copy(addrs[srcLen:], v.dst)
+	src, dst := addrs[:srcLen], addrs[srcLen:2*srcLen]
+
+	ext := pkt.LinkHeader().Push(grow)
+	if cap(ext) < grow+ipLen+oldTCP || unsafe.Add(unsafe.Pointer(unsafe.SliceData(ext)), grow) != unsafe.Pointer(unsafe.SliceData(v.ipHdr)) {
+		// Cannot happen after the checks above; the packet now has a link
+		// header it should not: not ours to repair, drop nothing, count.
+		sh.st.counters.UmptcpOptionsNoRoom.Add(1)
+		return true
+	}
+	full := ext[:grow+ipLen+oldTCP]
+	copy(full, full[grow:])
+	nh := full[:ipLen]
+	th := header.TCP(full[ipLen : ipLen+newTCP])
+	copy(th[header.TCPMinimumSize:], area)
+	th[header.TCPDataOffset] = byte(newTCP/4)<<4 | th[header.TCPDataOffset]&0x0f
+	if !appended || partial {
+		sh.finishTCP(pkt, nh, th, src, dst, v.payload, partial, payloadSum)
+		return true
+	}
+	// Incremental: HC' = ~(~HC + ~m + m') for each changed word m → m'.
+	newDoff := binary.BigEndian.Uint16(th[header.TCPDataOffset:])
+	d := checksum.Combine(^oldDoff, newDoff)
+	d = checksum.Combine(d, uint16(grow)) // the pseudo-header's TCP length
+	d = checksum.Checksum(th[header.TCPMinimumSize+oldOpts:], d)
+	th.SetChecksum(^checksum.Combine(^oldCsum, d))
+	sh.fixIPLength(pkt, nh, grow, len(th)+v.payload)
+	return true
+}
+
+// fixIPLength sets the IP length field of a packet whose TCP header grew by
+// grow bytes to a TCP length of tcpLen, updating the IPv4 header checksum
+// incrementally, and keeps a super-segment's cuts within the MTU.
+func (sh *shim) fixIPLength(pkt *stack.PacketBuffer, nh []byte, grow, tcpLen int) {
+	if nh[0]>>4 == 6 {
+		header.IPv6(nh).SetPayloadLength(uint16(len(nh) - header.IPv6MinimumSize + tcpLen))
+	} else {
+		ip := header.IPv4(nh)
+		old := ip.TotalLength()
+		ip.SetTotalLength(uint16(len(nh) + tcpLen))
+		ip.SetChecksum(^checksum.Combine(checksum.Combine(^ip.Checksum(), ^old), ip.TotalLength()))
+	}
+	sh.capMSS(pkt, len(nh), tcpLen-pkt.Data().Size())
+}
+
+// capMSS keeps header + MSS of a super-segment within the MTU: each segment
+// the kernel cuts from it carries the whole header.
+func (sh *shim) capMSS(pkt *stack.PacketBuffer, ipLen, tcpHdrLen int) {
+	if g := &pkt.GSOOptions; g.Type != stack.GSONone && g.MSS != 0 {
+		if room := int(sh.child.MTU()) - ipLen - tcpHdrLen; room > 0 && int(g.MSS) > room {
+			g.MSS = uint16(room)
 		}
 	}
 }
 
-func dssDataLenZero(opt []byte) bool {
-	o, _, ok := options.Parse(opt, options.AnyContext)
-	return ok && o.DSS().InfiniteMapping()
+// finishTCP fixes the IP length fields and the TCP checksum of a segment
+// whose TCP header became th, and keeps a super-segment's cuts within the
+// MTU.
+func (sh *shim) finishTCP(pkt *stack.PacketBuffer, nh []byte, th header.TCP, src, dst []byte, payload int, partial bool, payloadSum uint16) {
+	tcpLen := len(th) + payload
+	if nh[0]>>4 == 6 {
+		header.IPv6(nh).SetPayloadLength(uint16(len(nh) - header.IPv6MinimumSize + tcpLen))
+	} else {
+		ip := header.IPv4(nh)
+		ip.SetTotalLength(uint16(len(nh) + tcpLen))
+		ip.SetChecksum(0)
+		ip.SetChecksum(^ip.CalculateChecksum())
+	}
+	pseudo := pseudoSum(src, dst, tcpLen)
+	if partial {
+		// CHECKSUM_PARTIAL: the field holds the pseudo-header sum, with the
+		// TCP length, and whoever segments the packet completes it.
+		th.SetChecksum(pseudo)
+	} else {
+		th.SetChecksum(0)
+		th.SetChecksum(^checksum.Combine(checksum.Combine(pseudo, checksum.Checksum(th, 0)), payloadSum))
+	}
+	sh.capMSS(pkt, len(nh), len(th))
 }
 
 // rebuild returns a new packet carrying payload bytes [off, off+n) of pkt
@@ -469,7 +663,7 @@ func (sh *shim) sendPureACK(f *flow) bool {
 		return false
 	}
 	var buf [options.MaxTCPOptionsLen]byte
-	mp, _ := f.sf.Outgoing(buf[:0], seg, f.connState())
+	mp, _, sent := f.sf.Outgoing(buf[:0], seg, f.connState())
 	if len(mp) == 0 {
 		return false
 	}
@@ -486,7 +680,7 @@ func (sh *shim) sendPureACK(f *flow) bool {
 	if err != nil {
 		return false
 	}
-	sh.countTX(mp, seg.Flags)
+	sh.countTX(sent)
 	tcpLen := header.TCPMinimumSize + len(area)
 	ipLen := header.IPv4MinimumSize
 	v6 := !f.local.Addr().Is4()

@@ -32,6 +32,7 @@ type txTable struct {
 	ring  []TXMapping
 	head  int
 	count int
+	hint  int // index (from head) of the mapping find returned last
 }
 
 func (t *txTable) len() int { return t.count }
@@ -59,19 +60,38 @@ func (t *txTable) push(m TXMapping) {
 }
 
 // find returns the mapping that holds relative sequence number ssn, or nil.
-// Segments are sent and retransmitted near the front, so it scans from
-// there; the table holds at most a send buffer's worth of mappings.
+// New data is sent from the last mappings and retransmissions from the
+// first: try the hint (the last one found), then search: the table holds a
+// send buffer's worth of mappings, ordered by SSN.
 func (t *txTable) find(ssn uint32) *TXMapping {
-	for i := 0; i < t.count; i++ {
-		m := t.at(i)
-		if options.SubflowSeq(ssn).InWindow(options.SubflowSeq(m.SSN), uint32(m.Len)) {
+	if t.count == 0 {
+		return nil
+	}
+	if t.hint < t.count {
+		if m := t.at(t.hint); options.SubflowSeq(ssn).InWindow(options.SubflowSeq(m.SSN), uint32(m.Len)) {
 			return m
 		}
-		if options.SubflowSeq(ssn).LessThan(options.SubflowSeq(m.SSN)) {
-			return nil
+	}
+	first := t.at(0).SSN
+	lo, hi := 0, t.count
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		// Offsets from the first mapping order the ring without wrap issues.
+		if t.at(mid).SSN-first <= ssn-first {
+			lo = mid + 1
+		} else {
+			hi = mid
 		}
 	}
-	return nil
+	if lo == 0 {
+		return nil
+	}
+	m := t.at(lo - 1)
+	if !options.SubflowSeq(ssn).InWindow(options.SubflowSeq(m.SSN), uint32(m.Len)) {
+		return nil
+	}
+	t.hint = lo - 1
+	return m
 }
 
 // ackedTo drops the mappings wholly before relative sequence number una.
@@ -84,6 +104,9 @@ func (t *txTable) ackedTo(una uint32) {
 		*m = TXMapping{}
 		t.head = (t.head + 1) % len(t.ring)
 		t.count--
+		if t.hint > 0 {
+			t.hint--
+		}
 	}
 }
 
@@ -189,17 +212,30 @@ func overlaps(a, b *RXMapping) bool {
 }
 
 // find returns the mapping holding relative sequence number ssn, or nil.
+// Mappings are ordered by SSN and do not overlap: binary search, with
+// offsets from the first one so that sequence wrap does not matter.
 func (t *rxTable) find(ssn uint32) *RXMapping {
-	for i := 0; i < t.count; i++ {
-		m := t.at(i)
-		if options.SubflowSeq(ssn).InWindow(options.SubflowSeq(m.SSN), m.Len) {
-			return m
-		}
-		if options.SubflowSeq(ssn).LessThan(options.SubflowSeq(m.SSN)) {
-			return nil
+	if t.count == 0 {
+		return nil
+	}
+	first := t.at(0).SSN
+	lo, hi := 0, t.count
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if t.at(mid).SSN-first <= ssn-first {
+			lo = mid + 1
+		} else {
+			hi = mid
 		}
 	}
-	return nil
+	if lo == 0 {
+		return nil
+	}
+	m := t.at(lo - 1)
+	if !options.SubflowSeq(ssn).InWindow(options.SubflowSeq(m.SSN), m.Len) {
+		return nil
+	}
+	return m
 }
 
 // consumedTo drops the mappings wholly before relative sequence number ssn.

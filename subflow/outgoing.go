@@ -12,6 +12,12 @@ type Segment struct {
 	// HasTimestamp, TSVal and TSEcr echo the TCP timestamp option.
 	HasTimestamp bool
 	TSVal, TSEcr uint32
+	// Rest marks the second part of a segment cut at a mapping boundary: it
+	// is not counted again in the statistics.
+	Rest bool
+	// MSS is the largest payload of a segment on the wire (the GSO segment
+	// size of a super-segment); 0 if unknown.
+	MSS int
 }
 
 // ConnState is the connection-level state that outgoing options carry. The
@@ -34,10 +40,15 @@ type ConnState struct {
 // TCP can send the bytes. With extend set, the bytes are appended to the
 // last mapping, which is only allowed while TCP cannot have sent any of it
 // yet (within one write): every segment of a mapping must carry it
-// unchanged (§3.3.1).
+// unchanged (§3.3.1). The caller keeps mappings within MaxMappingLen
+// (MappingRoom says how much the last one takes): the checksum of bytes
+// cut in two could not be split.
 func (s *Subflow) AddTXMapping(dsn uint64, n int, partial uint16, extend bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if n <= 0 || n > MaxMappingLen {
+		panic("subflow: AddTXMapping with a length outside 1..MaxMappingLen")
+	}
 	if last := s.tx.last(); extend && last != nil && last.DSN+uint64(last.Len) == dsn &&
 		int(last.Len)+n <= MaxMappingLen {
 		last.Len += uint16(n)
@@ -45,15 +56,37 @@ func (s *Subflow) AddTXMapping(dsn uint64, n int, partial uint16, extend bool) {
 		s.sndWritten += uint32(n)
 		return
 	}
-	// Callers cap a write at MaxMappingLen; the checksum of a longer one
-	// could not be split, so refuse it loudly rather than send a wrong one.
-	if n > MaxMappingLen {
-		panic("subflow: AddTXMapping called with more than MaxMappingLen bytes")
-	}
 	m := TXMapping{SSN: s.sndWritten, DSN: dsn, Len: uint16(n)}
 	m.Sum.AddPartial(partial, n)
 	s.tx.push(m)
 	s.sndWritten += uint32(n)
+}
+
+// MappingRoom returns how many more bytes the last mapping can take.
+func (s *Subflow) MappingRoom() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if last := s.tx.last(); last != nil {
+		return s.mappingSize() - int(last.Len)
+	}
+	return 0
+}
+
+// MappingSize is the size a mapping of a long write is cut at: the
+// largest multiple of the segment size that fits in MaxMappingLen, so that
+// TCP's segments of a write do not straddle two mappings (each would have to
+// be cut in two on the wire).
+func (s *Subflow) MappingSize() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mappingSize()
+}
+
+func (s *Subflow) mappingSize() int {
+	if s.mss <= 0 || s.mss > MaxMappingLen {
+		return MaxMappingLen
+	}
+	return MaxMappingLen / s.mss * s.mss
 }
 
 // NextTXSSN returns the relative sequence number of the next byte TCP will
@@ -64,15 +97,38 @@ func (s *Subflow) NextTXSSN() uint32 {
 	return s.sndWritten
 }
 
+// Sent says which counted events the options of an outgoing segment carry,
+// so that the caller can count them without parsing the options again.
+type Sent uint8
+
+// Events in outgoing options.
+const (
+	SentCapableSYN Sent = 1 << iota
+	SentMPFail
+	SentFastClose
+	SentTCPRst
+	SentInfiniteMapping
+)
+
 // Outgoing appends to dst the MPTCP options for a segment TCP is sending
 // and returns them. When the segment's payload spans two mappings, split is
 // the number of its payload bytes the returned options cover: the caller
 // must send those bytes as a segment of their own and ask again for the rest.
-func (s *Subflow) Outgoing(dst []byte, seg Segment, c ConnState) (opts []byte, split int) {
+func (s *Subflow) Outgoing(dst []byte, seg Segment, c ConnState) (opts []byte, split int, sent Sent) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.noteTX(&seg)
+	if !seg.Rest {
+		s.noteTX(&seg)
+	}
+	if seg.MSS > 0 && seg.MSS != s.mss {
+		s.mss = seg.MSS
+	}
+	s.sent = 0
+	opts, split = s.outgoing(dst, seg, c)
+	return opts, split, s.sent
+}
 
+func (s *Subflow) outgoing(dst []byte, seg Segment, c ConnState) (opts []byte, split int) {
 	if seg.Flags&FlagRST != 0 {
 		return s.resetOptions(dst, c), 0
 	}
@@ -108,6 +164,7 @@ func (s *Subflow) synOptions(dst []byte, seg Segment) []byte {
 		if s.wantChecksum {
 			flags |= options.CapableFlagChecksum
 		}
+		s.sent |= SentCapableSYN
 		return options.MPCapable{Variant: options.CapableSYN, Version: 1, Flags: flags}.Append(dst)
 	}
 	if s.role != Responder {
@@ -160,7 +217,7 @@ func (s *Subflow) dssOptions(dst []byte, seg Segment, rel uint32, c ConnState) (
 	// send it once we know the peer's IDSN. We always use 64 bits: the
 	// option still fits next to timestamps (12 + 28 bytes).
 	if c.DataAckOK {
-		d.HasAck, d.Ack64, d.DataAck = true, true, c.DataAck
+		d.HasAck, d.Ack64, d.DataAck = true, true, s.dataAck(seg.Ack, c.DataAck)
 	}
 	split := 0
 	switch {
@@ -179,6 +236,7 @@ func (s *Subflow) dssOptions(dst []byte, seg Segment, rel uint32, c ConnState) (
 			d.HasMapping, d.DSN64, d.DSN, d.SubflowSeq = true, true, m.DSN+uint64(rel-m.SSN), rel
 			d.HasChecksum = s.checksum
 			s.fallback = FallbackChecksum
+			s.sent |= SentInfiniteMapping
 			dst = d.Append(dst)
 			return dst, 0
 		}
@@ -209,6 +267,7 @@ func (s *Subflow) dssOptions(dst []byte, seg Segment, rel uint32, c ConnState) (
 		// Once, like Linux (mptcp_write_options clears send_mp_fail).
 		dst = options.MPFail{DSN: s.mpFailDSN}.Append(dst)
 		s.mpFail = false
+		s.sent |= SentMPFail
 	}
 	return dst, split
 }
@@ -222,9 +281,12 @@ func (s *Subflow) resetOptions(dst []byte, c ConnState) []byte {
 	}
 	if c.FastClose && s.remoteKeyOK {
 		dst = options.MPFastClose{ReceiverKey: s.remoteKey}.Append(dst)
+		s.sent |= SentFastClose
 	} else if s.mpFail {
 		dst = options.MPFail{DSN: s.mpFailDSN}.Append(dst)
+		s.sent |= SentMPFail
 	}
+	s.sent |= SentTCPRst
 	return options.MPTCPRst{Reason: s.resetReason}.Append(dst)
 }
 
@@ -275,4 +337,36 @@ func (s *Subflow) SentDataAck() (uint64, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.sentDataAck, s.sentDataAckV
+}
+
+// dataAck returns the DATA_ACK to send with a segment that acknowledges
+// subflow data up to ack: the connection's next expected DSN rcvNxt (what
+// the application has read), or further when the data TCP holds unread
+// on this subflow continues it. Like Linux, which acknowledges data once
+// it reaches the connection's receive queue rather than the application, so
+// that the data-level window (DATA_ACK + window, §3.3.4) ends where the
+// subflow's does: acknowledging only what was read would shrink it by the
+// unread data. Not with DSS checksums: unread data is not verified yet.
+func (s *Subflow) dataAck(ack uint32, rcvNxt uint64) uint64 {
+	if s.checksum || !s.irsOK || s.fallback != NoFallback {
+		return rcvNxt
+	}
+	rel := ack - s.irs
+	if !options.SubflowSeq(s.rcvRead).LessThan(options.SubflowSeq(rel)) {
+		return rcvNxt
+	}
+	m := s.rx.find(s.rcvRead)
+	if m == nil || m.DSN+uint64(s.rcvRead-m.SSN) != rcvNxt {
+		return rcvNxt
+	}
+	for {
+		if options.SubflowSeq(rel).LessThanEq(options.SubflowSeq(m.End())) {
+			return m.DSN + uint64(rel-m.SSN)
+		}
+		next := s.rx.find(m.End())
+		if next == nil || next.SSN != m.End() || next.DSN != m.DSN+uint64(m.Len) || m.DataFIN {
+			return m.DSN + uint64(m.Len)
+		}
+		m = next
+	}
 }

@@ -125,6 +125,8 @@ type Subflow struct {
 	sentDataAck  uint64
 	sentDataAckV bool
 	lastTX       lastTX
+	sent         Sent // what the segment being built carries (Outgoing)
+	mss          int  // largest segment payload seen on the wire
 
 	stats Stats
 }

@@ -117,6 +117,11 @@ func (*Endpoint) LinkAddress() tcpip.LinkAddress { return "" }
 // SetLinkAddress implements stack.LinkEndpoint; it does nothing.
 func (*Endpoint) SetLinkAddress(tcpip.LinkAddress) {}
 
+// HeadersFromBytes reports that the endpoint reads an outgoing packet's headers only from
+// its bytes, never from its PacketBuffer header views. umptcp's option shim then grows a
+// TCP header in place, in the packet's headroom, instead of copying the packet.
+func (e *Endpoint) HeadersFromBytes() bool { return true }
+
 // Capabilities implements stack.LinkEndpoint. On the offload path the endpoint verifies
 // checksums the kernel did not vouch for before delivery (see verifyChecksums), so it
 // advertises RX checksum offload; gVisor then skips its own verification, which matters for
@@ -316,8 +321,8 @@ func (e *Endpoint) writeGeneric(pkts []*stack.PacketBuffer) (int, tcpip.Error) {
 			off := genericOffset + copyPacket(gb[genericOffset:], pkt)
 			b := gb[genericOffset:off]
 			if IsPartialChecksum(pkt) {
-				start := len(pkt.NetworkHeader().Slice())
-				if CompletePartialChecksum(b, start, int(pkt.GSOOptions.CsumOffset)) == nil {
+				start, _, _ := headerLens(pkt)
+				if CompletePartialChecksum(b, int(start), int(pkt.GSOOptions.CsumOffset)) == nil {
 					e.Stats.TxCsumComplete.Add(1)
 				}
 			}

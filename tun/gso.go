@@ -94,8 +94,9 @@ func IsGSO(pkt *stack.PacketBuffer) bool {
 
 // VirtioNetHdrFor returns the virtio-net header that hands pkt to a Linux TUN device: for a
 // partial-checksum packet NEEDS_CSUM with the TCP checksum location, and for a super-segment
-// the TCPv4/TCPv6 GSO type and the MSS. Offsets come from the packet's own network and
-// transport headers, so a wrapper that rebuilt them (more TCP options) is described right.
+// the TCPv4/TCPv6 GSO type and the MSS. Offsets come from the packet's bytes (IP header
+// length, TCP data offset), not from its header views: a wrapper may grow the TCP header in
+// place (see HeadersFromBytes).
 // Like gVisor's link/fdbased (writePacket), a packet without GSO options gets a zero header:
 // its checksums are complete.
 func VirtioNetHdrFor(pkt *stack.PacketBuffer) VirtioNetHdr {
@@ -103,8 +104,10 @@ func VirtioNetHdrFor(pkt *stack.PacketBuffer) VirtioNetHdr {
 	if pkt.GSOOptions.Type == stack.GSONone || pkt.GSOOptions.Type == stack.GSOGvisor {
 		return h
 	}
-	l3 := uint16(len(pkt.NetworkHeader().Slice()))
-	l4 := uint16(len(pkt.TransportHeader().Slice()))
+	l3, l4, ok := headerLens(pkt)
+	if !ok {
+		return h
+	}
 	h.HdrLen = l3 + l4
 	if pkt.GSOOptions.NeedsCsum {
 		h.Flags = VirtioNetHdrFNeedsCsum
@@ -251,4 +254,35 @@ func verifyChecksums(b []byte) bool {
 		return checksum.Checksum(l4, header.PseudoHeaderChecksum(header.UDPProtocolNumber, src, dst, uint16(len(l4)))) == 0xffff
 	}
 	return true
+}
+
+// headerLens reads the IP and TCP header lengths of an outgoing TCP packet from its first
+// bytes. The IP and TCP headers of a packet gVisor built are contiguous at its start.
+func headerLens(pkt *stack.PacketBuffer) (l3, l4 uint16, ok bool) {
+	views, off := pkt.AsViewList()
+	v := views.Front()
+	if v == nil {
+		return 0, 0, false
+	}
+	b := v.AsSlice()
+	if off > len(b) {
+		return 0, 0, false
+	}
+	b = b[off:]
+	if len(b) < 1 {
+		return 0, 0, false
+	}
+	switch b[0] >> 4 {
+	case 4:
+		l3 = uint16(b[0]&0x0f) * 4
+	case 6:
+		l3 = header.IPv6MinimumSize
+	default:
+		return 0, 0, false
+	}
+	if len(b) < int(l3)+header.TCPMinimumSize {
+		return 0, 0, false
+	}
+	l4 = uint16(b[int(l3)+12]>>4) * 4
+	return l3, l4, l4 >= header.TCPMinimumSize
 }

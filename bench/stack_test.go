@@ -1,0 +1,243 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
+	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+
+	"github.com/umptcp/umptcp/emu"
+	"github.com/umptcp/umptcp/stack"
+)
+
+// The stack throughput benchmark compares umptcp (MPTCP, one subflow)
+// with plain gVisor TCP over the same kind of unlimited emu link, both
+// with the same TCP settings (SACK, CUBIC, receive buffer auto-tuning),
+// alternating the two in every iteration so that the machine's noise hits
+// both alike. It reports Gbit/s for each and their ratio per direction.
+
+var (
+	addrA = netip.MustParsePrefix("10.9.0.1/24")
+	addrB = netip.MustParsePrefix("10.9.0.2/24")
+)
+
+// conns is a connected pair: client on A, server on B.
+type conns struct {
+	client, server net.Conn
+	link           *emu.Link
+	close          func()
+}
+
+func umptcpPair(tb testing.TB, mtu uint32) *conns {
+	l, err := emu.NewLink(emu.Config{MTU: mtu}, emu.Config{MTU: mtu})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	a, err := stack.New(stack.Config{Links: []stack.Link{{Name: "a", Endpoint: l.A(), Addrs: []netip.Prefix{addrA}}}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	b, err := stack.New(stack.Config{Links: []stack.Link{{Name: "b", Endpoint: l.B(), Addrs: []netip.Prefix{addrB}}}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ln, err := b.Listen("tcp", ":7000")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	acc := make(chan net.Conn, 1)
+	go func() { c, _ := ln.Accept(); acc <- c }()
+	c, err := a.Dial("tcp", netip.AddrPortFrom(addrB.Addr(), 7000).String())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s := <-acc
+	if !c.MultipathTCP() {
+		tb.Fatal("umptcp pair is not MPTCP")
+	}
+	return &conns{client: c, server: s, link: l, close: func() {
+		c.Close()
+		s.Close()
+		ln.Close()
+		a.Close()
+		b.Close()
+		l.Close()
+	}}
+}
+
+// newGVisor is a plain gVisor stack with the TCP settings umptcp uses.
+func newGVisor(tb testing.TB, ep gstack.LinkEndpoint, p netip.Prefix) *gstack.Stack {
+	s := gstack.New(gstack.Options{
+		NetworkProtocols:   []gstack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
+		TransportProtocols: []gstack.TransportProtocolFactory{tcp.NewProtocol},
+	})
+	sack := tcpip.TCPSACKEnabled(true)
+	mod := tcpip.TCPModerateReceiveBufferOption(true)
+	cubic := tcpip.CongestionControlOption("cubic")
+	for _, o := range []tcpip.SettableTransportProtocolOption{&sack, &mod, &cubic} {
+		if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, o); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := s.CreateNIC(1, ep); err != nil {
+		tb.Fatal(err)
+	}
+	if err := s.AddProtocolAddress(1, tcpip.ProtocolAddress{Protocol: ipv4.ProtocolNumber,
+		AddressWithPrefix: tcpip.AddressWithPrefix{Address: tcpip.AddrFrom4(p.Addr().As4()), PrefixLen: p.Bits()}},
+		gstack.AddressProperties{}); err != nil {
+		tb.Fatal(err)
+	}
+	sub, _ := tcpip.NewSubnet(tcpip.AddrFrom4([4]byte{10, 9, 0, 0}), tcpip.MaskFromBytes([]byte{255, 255, 255, 0}))
+	s.SetRouteTable([]tcpip.Route{{Destination: sub, NIC: 1}})
+	return s
+}
+
+func gvisorPair(tb testing.TB, mtu uint32) *conns {
+	l, err := emu.NewLink(emu.Config{MTU: mtu}, emu.Config{MTU: mtu})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	a, b := newGVisor(tb, l.A(), addrA), newGVisor(tb, l.B(), addrB)
+	ln, err := gonet.ListenTCP(b, tcpip.FullAddress{NIC: 1, Port: 7000}, ipv4.ProtocolNumber)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	acc := make(chan net.Conn, 1)
+	go func() { c, _ := ln.Accept(); acc <- c }()
+	c, err := gonet.DialContextTCP(context.Background(), a,
+		tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom4(addrB.Addr().As4()), Port: 7000}, ipv4.ProtocolNumber)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s := <-acc
+	return &conns{client: c, server: s, close: func() {
+		c.Close()
+		s.Close()
+		ln.Close()
+		for _, st := range []*gstack.Stack{a, b} {
+			st.Close()
+			st.RemoveNIC(1)
+			st.Wait()
+		}
+		l.Close()
+	}}
+}
+
+const streamChunk = 32 << 20
+
+// benchMTU is the emu MTU of the single-stack profiling benchmarks.
+var benchMTU = uint32(1500)
+
+func init() {
+	if v := os.Getenv("UMPTCP_BENCH_MTU"); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			benchMTU = uint32(n)
+		}
+	}
+}
+
+// move sends n bytes from w to r in 256 KiB writes and returns the time
+// until the last byte was read.
+func move(tb testing.TB, w, r net.Conn, n int, wbuf, rbuf []byte) time.Duration {
+	start := time.Now()
+	errc := make(chan error, 1)
+	go func() {
+		for left := n; left > 0; {
+			k, err := w.Write(wbuf[:min(len(wbuf), left)])
+			if err != nil {
+				errc <- err
+				return
+			}
+			left -= k
+		}
+		errc <- nil
+	}()
+	for got := 0; got < n; {
+		k, err := r.Read(rbuf)
+		if err != nil && err != io.EOF {
+			tb.Fatal(err)
+		}
+		got += k
+	}
+	if err := <-errc; err != nil {
+		tb.Fatal(err)
+	}
+	return time.Since(start)
+}
+
+func gbps(n int, d time.Duration) float64 { return float64(n) * 8 / d.Seconds() / 1e9 }
+
+// BenchmarkStackVsGVisor moves streamChunk bytes per iteration in each
+// direction over umptcp and over plain gVisor, alternating, and reports
+// each one's Gbit/s and umptcp ÷ gVisor per direction.
+func BenchmarkStackVsGVisor(b *testing.B) {
+	for _, mtu := range []uint32{1500, 9000} {
+		b.Run(fmt.Sprintf("mtu=%d", mtu), func(b *testing.B) {
+			u, g := umptcpPair(b, mtu), gvisorPair(b, mtu)
+			defer u.close()
+			defer g.close()
+			wbuf, rbuf := make([]byte, 256<<10), make([]byte, 256<<10)
+			for i := range wbuf {
+				wbuf[i] = byte(i * 7)
+			}
+			// Warm both up (slow start, buffer auto-tuning).
+			move(b, u.client, u.server, streamChunk, wbuf, rbuf)
+			move(b, g.client, g.server, streamChunk, wbuf, rbuf)
+			var uUp, uDown, gUp, gDown time.Duration
+			b.SetBytes(4 * streamChunk)
+			b.ResetTimer()
+			for b.Loop() {
+				uUp += move(b, u.client, u.server, streamChunk, wbuf, rbuf)
+				gUp += move(b, g.client, g.server, streamChunk, wbuf, rbuf)
+				uDown += move(b, u.server, u.client, streamChunk, wbuf, rbuf)
+				gDown += move(b, g.server, g.client, streamChunk, wbuf, rbuf)
+			}
+			n := b.N * streamChunk
+			b.ReportMetric(gbps(n, uUp), "umptcp-up-Gbit/s")
+			b.ReportMetric(gbps(n, gUp), "gvisor-up-Gbit/s")
+			b.ReportMetric(gbps(n, uDown), "umptcp-down-Gbit/s")
+			b.ReportMetric(gbps(n, gDown), "gvisor-down-Gbit/s")
+			b.ReportMetric(gUp.Seconds()/uUp.Seconds(), "ratio-up")
+			b.ReportMetric(gDown.Seconds()/uDown.Seconds(), "ratio-down")
+		})
+	}
+}
+
+// BenchmarkStackUmptcp is the umptcp half of BenchmarkStackVsGVisor alone,
+// for profiling.
+func BenchmarkStackUmptcp(b *testing.B) {
+	u := umptcpPair(b, benchMTU)
+	defer u.close()
+	wbuf, rbuf := make([]byte, 256<<10), make([]byte, 256<<10)
+	b.SetBytes(2 * streamChunk)
+	b.ReportAllocs()
+	for b.Loop() {
+		move(b, u.client, u.server, streamChunk, wbuf, rbuf)
+		move(b, u.server, u.client, streamChunk, wbuf, rbuf)
+	}
+}
+
+// BenchmarkStackGVisor is the gVisor half, for profiling.
+func BenchmarkStackGVisor(b *testing.B) {
+	g := gvisorPair(b, benchMTU)
+	defer g.close()
+	wbuf, rbuf := make([]byte, 256<<10), make([]byte, 256<<10)
+	b.SetBytes(2 * streamChunk)
+	b.ReportAllocs()
+	for b.Loop() {
+		move(b, g.client, g.server, streamChunk, wbuf, rbuf)
+		move(b, g.server, g.client, streamChunk, wbuf, rbuf)
+	}
+}
