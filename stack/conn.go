@@ -47,6 +47,8 @@ type Conn struct {
 	writeMu  sync.Mutex
 	sndNxt   atomic.Uint64 // next data sequence number to send (the DATA_FIN takes one)
 	sendBuf  sendBuffer
+	pl       payloader   // the current write's (see writeEP)
+	probeT   *time.Timer // the writer's probe timer, reused
 	sndUna   atomic.Uint64 // the peer's DATA_ACK
 	wndEnd   atomic.Uint64 // the peer's data-level window ends before this DSN
 	wndKnown atomic.Bool
@@ -102,6 +104,10 @@ type sub struct {
 	rxEOF bool
 	rxErr error
 	stage csumStage
+	// Writers handed to gVisor's Read, kept here so that passing them as
+	// io.Writer does not allocate on every read.
+	sw tcpip.SliceWriter
+	lw tcpip.LimitedWriter
 }
 
 // ResetInfo is an MP_TCPRST the peer sent (RFC 8684 §3.6).
@@ -501,8 +507,9 @@ func (c *Conn) readSub(s *sub, p []byte) (n int, moved bool) {
 // readEP reads into p from the subflow's endpoint, recording its end or
 // failure.
 func (c *Conn) readEP(s *sub, p []byte) int {
-	w := tcpip.SliceWriter(p)
-	res, err := s.ep.Read(&w, tcpip.ReadOptions{})
+	s.sw = p
+	res, err := s.ep.Read(&s.sw, tcpip.ReadOptions{})
+	s.sw = nil
 	c.noteReadErr(s, err)
 	return res.Count
 }
@@ -512,8 +519,8 @@ type discard struct{}
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 func (c *Conn) discardEP(s *sub, n int) int {
-	w := tcpip.LimitedWriter{W: discard{}, N: int64(n)}
-	res, err := s.ep.Read(&w, tcpip.ReadOptions{})
+	s.lw = tcpip.LimitedWriter{W: discard{}, N: int64(n)}
+	res, err := s.ep.Read(&s.lw, tcpip.ReadOptions{})
 	c.noteReadErr(s, err)
 	return res.Count
 }
@@ -665,7 +672,12 @@ func (c *Conn) waitOrProbe(d time.Duration) (probed bool, err error) {
 	if rtt := c.subflowRTT(); 2*rtt > d {
 		d = min(2*rtt, maxProbeDelay)
 	}
-	t := time.NewTimer(d)
+	if c.probeT == nil {
+		c.probeT = time.NewTimer(d)
+	} else {
+		c.probeT.Reset(d)
+	}
+	t := c.probeT
 	defer t.Stop()
 	select {
 	case <-c.writeCh:
@@ -704,8 +716,9 @@ func (c *Conn) probe() {
 	if c.sendBuf.copyOut(b[:], una) != 1 {
 		return
 	}
-	pl := payloader{c: c, s: s, b: b[:], dsn: una, resend: true}
-	s.ep.Write(&pl, tcpip.WriteOptions{Atomic: true})
+	c.pl = payloader{c: c, s: s, b: b[:], dsn: una, resend: true}
+	s.ep.Write(&c.pl, tcpip.WriteOptions{Atomic: true})
+	c.pl = payloader{}
 	c.st.counters.MPTCPRetrans.Add(1)
 }
 
@@ -764,8 +777,11 @@ func (c *Conn) writeEP(s *sub, b []byte, mapped bool) (int, error) {
 	var n int64
 	var err tcpip.Error
 	if mapped {
-		pl := payloader{c: c, s: s, b: b, dsn: c.sndNxt.Load()}
-		n, err = s.ep.Write(&pl, tcpip.WriteOptions{Atomic: true})
+		// The payloader lives in the Conn (writeMu held): handing gVisor a
+		// pointer to a local one would allocate on every write.
+		c.pl = payloader{c: c, s: s, b: b, dsn: c.sndNxt.Load()}
+		n, err = s.ep.Write(&c.pl, tcpip.WriteOptions{Atomic: true})
+		c.pl = payloader{}
 		c.sndNxt.Add(uint64(n))
 	} else {
 		r := plainPayload{b: b}
