@@ -598,27 +598,39 @@ type result struct {
 // reader reads to EOF (or an error) and checks every byte. wbuf is the
 // writers' chunk size.
 func transfer(c, s *Conn, up, down int64, wbuf int) (toS, toC result) {
+	return transferFrom(c, s, 0, up, 0, down, wbuf)
+}
+
+// transferFrom is transfer for streams of which the first fromUp and
+// fromDown bytes were exchanged already: it sends the rest.
+func transferFrom(c, s *Conn, fromUp, up, fromDown, down int64, wbuf int) (toS, toC result) {
 	var wg sync.WaitGroup
 	wg.Add(4)
-	send := func(conn *Conn, st stream, n int64, res *result) {
+	send := func(conn *Conn, st stream, from, n int64, res *result) {
 		defer wg.Done()
-		_, err := io.CopyBuffer(onlyWriter{conn}, st.reader(n), make([]byte, wbuf))
+		_, err := io.CopyBuffer(onlyWriter{conn}, &streamReader{s: st, off: from, n: n}, make([]byte, wbuf))
 		if err == nil {
 			err = conn.CloseWrite()
 		}
 		res.wErr = err
 	}
-	recv := func(conn *Conn, st stream, n int64, res *result) {
+	recv := func(conn *Conn, st stream, from, n int64, res *result) {
 		defer wg.Done()
 		ck := newChecker(st, n)
+		ck.off = from
+		if from > 0 {
+			// The digest covers the whole stream: feed it what came before.
+			io.Copy(ck.h, &streamReader{s: st, n: from})
+		}
 		res.n, res.readErr = io.CopyBuffer(ck, onlyReader{conn}, make([]byte, 256<<10))
+		res.n += from
 		copy(res.sum[:], ck.sum())
 		res.bad = ck.bad
 	}
-	go send(c, stream{1}, up, &toS)
-	go send(s, stream{2}, down, &toC)
-	go recv(s, stream{1}, up, &toS)
-	go recv(c, stream{2}, down, &toC)
+	go send(c, stream{1}, fromUp, up, &toS)
+	go send(s, stream{2}, fromDown, down, &toC)
+	go recv(s, stream{1}, fromUp, up, &toS)
+	go recv(c, stream{2}, fromDown, down, &toC)
 	wg.Wait()
 	return toS, toC
 }
