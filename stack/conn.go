@@ -47,8 +47,8 @@ type Conn struct {
 	writeMu  sync.Mutex
 	sndNxt   atomic.Uint64 // next data sequence number to send (the DATA_FIN takes one)
 	sendBuf  sendBuffer
-	pl       payloader   // the current write's (see writeEP)
-	probeT   *time.Timer // the writer's probe timer, reused
+	pl       payloader     // the current write's (see writeEP)
+	probeT   *time.Timer   // the writer's probe timer, reused
 	sndUna   atomic.Uint64 // the peer's DATA_ACK
 	wndEnd   atomic.Uint64 // the peer's data-level window ends before this DSN
 	wndKnown atomic.Bool
@@ -104,6 +104,10 @@ type sub struct {
 	rxEOF bool
 	rxErr error
 	stage csumStage
+	// csumSeen: a mapping's DSS checksum verified on this subflow, so the
+	// path keeps our options: data without a mapping then is not a
+	// middlebox stripping options but corruption or injection.
+	csumSeen bool
 	// Writers handed to gVisor's Read, kept here so that passing them as
 	// io.Writer does not allocate on every read.
 	sw tcpip.SliceWriter
@@ -461,6 +465,25 @@ func (c *Conn) readSub(s *sub, p []byte) (n int, moved bool) {
 	dsn := m.DSN + uint64(rel-m.SSN)
 	remaining := int(m.End() - rel)
 	next := c.rcvNxt.Load()
+	if m.Infinite && dsn != next {
+		// After a fallback the subflow is plain TCP: its bytes continue
+		// the data exactly, or nothing can be read correctly any more. A
+		// gap is data we dropped for a failed DSS checksum that the peer
+		// did not send again (Linux delivers such data; we refuse to); any
+		// other mismatch is a peer breaking the protocol.
+		c.st.counters.DSSCorruptionReset.Add(1)
+		c.stateMu.Lock()
+		failed := c.failPending
+		c.stateMu.Unlock()
+		if failed {
+			c.setErr(ErrCorrupted)
+		} else {
+			c.setErr(ErrProtocol)
+		}
+		s.sf.SetResetReason(options.TCPRstMPTCPError)
+		c.abortSubflows()
+		return 0, false
+	}
 	switch d := int64(dsn - next); {
 	case d == 0:
 		k := min(len(p), remaining)
@@ -479,15 +502,6 @@ func (c *Conn) readSub(s *sub, p []byte) (n int, moved bool) {
 			c.st.counters.DuplicateData.Add(1)
 		}
 		return 0, got > 0
-	case m.Infinite:
-		// Plain TCP after a fallback cannot fill a hole in the data: the
-		// peer fell back past data we dropped (a failed DSS checksum;
-		// Linux delivers such data, we refuse to). Nothing can be read
-		// correctly any more.
-		c.st.counters.DSSCorruptionReset.Add(1)
-		c.setErr(ErrCorrupted)
-		c.abortSubflows()
-		return 0, false
 	default:
 		k := min(remaining, c.ofo.room(c.st.cfg.ReceiveBuffer))
 		if k <= 0 {
@@ -560,7 +574,10 @@ func (c *Conn) unmapped(s *sub) bool {
 	if _, _, ok := s.sf.NextRX(); ok {
 		return true
 	}
-	if c.canFallback() {
+	// Fall back only where that cannot deliver bad data: never after a DSS
+	// checksum verified on this subflow (Linux's subflow_can_fallback has
+	// the same rule).
+	if c.canFallback() && !s.csumSeen {
 		if !s.sf.PeerDataSeen() && c.role == subflow.Initiator {
 			c.st.counters.MPCapableDataFallback.Add(1)
 		}

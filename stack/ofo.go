@@ -2,6 +2,7 @@ package stack
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/umptcp/umptcp/options"
 	"github.com/umptcp/umptcp/subflow"
@@ -134,6 +135,7 @@ func (c *Conn) readChecked(s *sub, p []byte, m subflow.RXMapping, rel uint32) (i
 		c.checksumFailure(s, m)
 		return 0, true
 	}
+	s.csumSeen = true
 	// Verified: the mapping's bytes are received data. Copy them, since
 	// the stage is reused for the next mapping.
 	next := c.rcvNxt.Load()
@@ -160,6 +162,20 @@ func (c *Conn) checksumFailure(s *sub, m subflow.RXMapping) {
 		c.stateMu.Unlock()
 		s.sf.RequestMPFail(m.DSN)
 		c.sendPureACK()
+		// Neither Linux nor umptcp sends the failed data again: the peer's
+		// infinite mapping will leave a gap, which the reader then reports.
+		// If no infinite mapping comes (the peer has no new data to carry
+		// it), give up after failTimeout rather than wait forever (Linux
+		// resets the subflow after its own MP_FAIL timeout).
+		time.AfterFunc(c.st.failTimeout, func() {
+			c.stateMu.Lock()
+			pending := c.failPending && c.err == nil
+			c.stateMu.Unlock()
+			if pending {
+				c.setErr(ErrCorrupted)
+				c.queueWork(workReset)
+			}
+		})
 		return
 	}
 	c.st.counters.DSSCorruptionReset.Add(1)

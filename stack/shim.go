@@ -612,6 +612,7 @@ func (sh *shim) inbound(pkt *stack.PacketBuffer) {
 	if !ok {
 		return
 	}
+
 	f := sh.st.flows.get(v.keyIn())
 	seg := v.segment()
 	isSYN := seg.Flags&subflow.FlagSYN != 0 && seg.Flags&subflow.FlagACK == 0

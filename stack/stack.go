@@ -108,6 +108,9 @@ type Stack struct {
 	listeners map[uint16]*Listener
 	closed    bool
 
+	// failTimeout bounds the wait for the peer's answer to our MP_FAIL.
+	failTimeout time.Duration
+
 	workMu sync.Mutex
 	workQ  []*Conn
 	workCh chan struct{}
@@ -140,11 +143,12 @@ func New(cfg Config) (*Stack, error) {
 	}
 	s := &Stack{
 		cfg: cfg, gs: gs,
-		tokens:    make(map[uint32]struct{}),
-		conns:     make(map[*Conn]struct{}),
-		listeners: make(map[uint16]*Listener),
-		workCh:    make(chan struct{}, 1),
-		stop:      make(chan struct{}),
+		tokens:      make(map[uint32]struct{}),
+		conns:       make(map[*Conn]struct{}),
+		listeners:   make(map[uint16]*Listener),
+		workCh:      make(chan struct{}, 1),
+		stop:        make(chan struct{}),
+		failTimeout: 5 * time.Second,
 	}
 	hasDefault := false
 	for _, l := range cfg.Links {

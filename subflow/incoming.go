@@ -363,3 +363,10 @@ func (s *Subflow) Acked(ack uint32) {
 		s.tx.ackedTo(rel)
 	}
 }
+
+// RXMappingCount returns how many received mappings the subflow holds.
+func (s *Subflow) RXMappingCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rx.count
+}
