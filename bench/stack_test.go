@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -239,5 +240,113 @@ func BenchmarkStackGVisor(b *testing.B) {
 	for b.Loop() {
 		move(b, g.client, g.server, streamChunk, wbuf, rbuf)
 		move(b, g.server, g.client, streamChunk, wbuf, rbuf)
+	}
+}
+
+// BenchmarkIdleConnMemory reports the heap held per idle established
+// connection (both ends, after a small exchange and a GC), umptcp against
+// plain gVisor TCP, over one emu link each.
+func BenchmarkIdleConnMemory(b *testing.B) {
+	const n = 500
+	measure := func(open func() (cs []net.Conn, closeAll func())) float64 {
+		runtime.GC()
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		cs, closeAll := open()
+		time.Sleep(100 * time.Millisecond) // let delayed ACKs and timers settle
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		per := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n
+		runtime.KeepAlive(cs)
+		closeAll()
+		return per
+	}
+	var u, g float64
+	for b.Loop() {
+		u = measure(func() ([]net.Conn, func()) { return openMany(b, n, true) })
+		g = measure(func() ([]net.Conn, func()) { return openMany(b, n, false) })
+	}
+	b.ReportMetric(u, "umptcp-B/conn")
+	b.ReportMetric(g, "gvisor-B/conn")
+	b.ReportMetric(u/g, "ratio")
+}
+
+// openMany opens n connections over one link pair and exchanges a few
+// bytes on each, so that every one is established and has been used.
+func openMany(tb testing.TB, n int, mptcp bool) ([]net.Conn, func()) {
+	l, err := emu.NewLink(emu.Config{}, emu.Config{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var dial func() net.Conn
+	var accept func() net.Conn
+	var closers []func()
+	if mptcp {
+		a, err := stack.New(stack.Config{Links: []stack.Link{{Name: "a", Endpoint: l.A(), Addrs: []netip.Prefix{addrA}}}})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		s, err := stack.New(stack.Config{Links: []stack.Link{{Name: "b", Endpoint: l.B(), Addrs: []netip.Prefix{addrB}}}})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		ln, err := s.Listen("tcp", ":7000")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		dial = func() net.Conn {
+			c, err := a.Dial("tcp", netip.AddrPortFrom(addrB.Addr(), 7000).String())
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return c
+		}
+		accept = func() net.Conn { c, _ := ln.Accept(); return c }
+		closers = append(closers, func() { ln.Close(); a.Close(); s.Close() })
+	} else {
+		a, s := newGVisor(tb, l.A(), addrA), newGVisor(tb, l.B(), addrB)
+		ln, err := gonet.ListenTCP(s, tcpip.FullAddress{NIC: 1, Port: 7000}, ipv4.ProtocolNumber)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		dial = func() net.Conn {
+			c, err := gonet.DialContextTCP(context.Background(), a,
+				tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom4(addrB.Addr().As4()), Port: 7000}, ipv4.ProtocolNumber)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return c
+		}
+		accept = func() net.Conn { c, _ := ln.Accept(); return c }
+		closers = append(closers, func() {
+			ln.Close()
+			for _, st := range []*gstack.Stack{a, s} {
+				st.Close()
+				st.RemoveNIC(1)
+				st.Wait()
+			}
+		})
+	}
+	var cs []net.Conn
+	buf := make([]byte, 64)
+	for i := 0; i < n; i++ {
+		c := dial()
+		s := accept()
+		c.Write(buf)
+		io.ReadFull(s, buf)
+		s.Write(buf)
+		io.ReadFull(c, buf)
+		cs = append(cs, c, s)
+	}
+	return cs, func() {
+		for _, c := range cs {
+			c.Close()
+		}
+		for _, f := range closers {
+			f()
+		}
+		l.Close()
 	}
 }

@@ -279,6 +279,13 @@ func (c *Conn) onDataAck(ack, wnd uint64) {
 		}
 	}
 	c.wndKnown.Store(true)
+	// Give acknowledged send buffer chunks back now if no writer holds the
+	// buffer (a blocked writer frees them itself): an idle connection then
+	// keeps no 64 KiB chunk for bytes already acknowledged.
+	if c.writeMu.TryLock() {
+		c.sendBuf.ackedTo(c.sndUna.Load())
+		c.writeMu.Unlock()
+	}
 	notify(c.writeCh)
 	if c.finPending.Load() && int64(ack-c.finSeq.Load()) > 0 {
 		c.finPending.Store(false)
