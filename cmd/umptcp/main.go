@@ -34,6 +34,7 @@ type command struct {
 // commands lists the subcommands, in the order "umptcp help" shows them.
 // Adding a command is adding a line here.
 var commands = []command{
+	{"demo", "send data both ways over an emulated path and check every byte", runDemo},
 	{"decode", "print and verify the MPTCP options of a pcap or pcapng capture", runDecode},
 }
 
