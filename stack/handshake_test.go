@@ -729,3 +729,42 @@ func TestTokensUniqueWithCollidingKeys(t *testing.T) {
 	}
 	waitConnsGone(t, p.a, p.b)
 }
+
+// TestChecksumNegotiation tries the four combinations of Config.Checksum
+// on initiator and responder: either side asking is enough (§3.1), and then
+// both ends report Info().Checksum, the SYN carries A only if the
+// initiator asked, the SYN/ACK and third ACK carry it iff negotiated, and
+// every DSS carries a checksum that verifies iff negotiated. Data crosses
+// intact in every case.
+func TestChecksumNegotiation(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		for _, ci := range []bool{false, true} {
+			for _, cr := range []bool{false, true} {
+				t.Run(fmt.Sprintf("v6=%v/initiator=%v/responder=%v", v6, ci, cr), func(t *testing.T) {
+					noLeaks(t)
+					p := newTPair(t, pairOpts{v6: v6, a: Config{Checksum: ci}, b: Config{Checksum: cr}})
+					cli, srv := connect(t, p.pair, 'a', 4700)
+					want := ci || cr
+					if cli.Info().Checksum != want || srv.Info().Checksum != want {
+						t.Errorf("Info().Checksum: initiator %v responder %v, want %v", cli.Info().Checksum, srv.Info().Checksum, want)
+					}
+					n := int64(300000)
+					toS, toC := transfer(cli, srv, n, n, 20000)
+					checkResult(t, "up", toS, stream{1}, n)
+					checkResult(t, "down", toC, stream{2}, n)
+					cli.Close()
+					srv.Close()
+					waitConnsGone(t, p.a, p.b)
+					pkts := p.cap.snapshot()
+					checkWireBasics(t, pkts)
+					f := flowsOf(pkts)[0]
+					if !checkHandshake(t, f, ci, want) {
+						return
+					}
+					checkDataSegments(t, f, dataCheck{side: f.ini, st: stream{1}, checksum: want})
+					checkDataSegments(t, f, dataCheck{side: f.rsp, st: stream{2}, checksum: want})
+				})
+			}
+		}
+	}
+}

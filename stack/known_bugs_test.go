@@ -9,11 +9,13 @@ package stack
 // test to the file of its topic.
 
 import (
+	"fmt"
 	"io"
 	"testing"
 	"time"
 
 	"github.com/umptcp/umptcp/emu"
+	"github.com/umptcp/umptcp/options"
 )
 
 // TestKnownBugs runs the known-bug tests when -bugs is given. Without it
@@ -26,6 +28,10 @@ func TestKnownBugs(t *testing.T) {
 		{"HandshakeFallbackCountedAsDSSFallback", testBugHandshakeFallbackCountedAsDSSFallback},
 		{"UploadAfterDataStripped", testBugUploadAfterDataStripped},
 		{"StripDataMidConnection", testBugStripDataMidConnection},
+		{"StripDataMidConnectionBothWays", testBugStripDataMidConnectionBothWays},
+		{"SingleRewriteWithChecksum", testBugSingleRewriteWithChecksum},
+		{"RewriteWithChecksum", testBugRewriteWithChecksum},
+		{"ResetConnLingers", testBugResetConnLingers},
 	}
 	if !*bugsFlag {
 		t.Logf("%d known-bug tests not run; pass -bugs to run them", len(bugs))
@@ -156,6 +162,216 @@ func testBugStripDataMidConnection(t *testing.T) {
 			t.Logf("sender %v\nreceiver %v\nsender counters %v\nreceiver counters %v", cli.Info(), srv.Info(), nonZero(p.a.Counters()), nonZero(p.b.Counters()))
 			cli.Close()
 			srv.Close()
+		})
+	}
+}
+
+// Bug: with data going both ways, a middlebox that starts stripping the
+// options of data segments mid-connection makes an application read a
+// byte twice (the stream gets one byte longer than what was written).
+//
+// Root cause: Conn.probe, the data-level window probe, sends the first
+// unacknowledged byte again as *new subflow data* and counts on its DSS
+// mapping to mark it as a duplicate. A receiver that fell back to TCP
+// (here on the first data without DSS; also after an infinite mapping)
+// maps every new subflow byte to the next stream byte, so the probe byte
+// is delivered as data. The sender probes because, until it falls back
+// itself (on the peer's first data without DSS), it waits for DATA_ACKs
+// the fallen-back receiver no longer sends.
+func testBugStripDataMidConnectionBothWays(t *testing.T) {
+	n := int64(16 << 20)
+	for _, v6 := range []bool{false, true} {
+		for _, csum := range []bool{false, true} {
+			t.Run(fmt.Sprintf("v6=%v/checksum=%v", v6, csum), func(t *testing.T) {
+				p := newTPair(t, pairOpts{v6: v6, a: Config{Checksum: csum}, noRecord: true})
+				cli, srv := connect(t, p.pair, 'a', 5600)
+				d := time.Now().Add(slack(20 * time.Second))
+				cli.SetDeadline(d)
+				srv.SetDeadline(d)
+				head := n / 8
+				if errUp, errDown := transferPart(cli, srv, head); errUp != nil || errDown != nil {
+					t.Fatalf("first part: %v / %v", errUp, errDown)
+				}
+				for _, dir := range []emu.Dir{emu.AToB, emu.BToA} {
+					p.link.Update(dir, func(c *emu.Config) { c.Strip = emu.StripData })
+				}
+				up, down := transferFrom(cli, srv, head, n, head, n, 64<<10)
+				checkResult(t, "up", up, stream{1}, n)
+				checkResult(t, "down", down, stream{2}, n)
+				if cli.MultipathTCP() || srv.MultipathTCP() {
+					t.Errorf("still MPTCP after stripping: %v / %v", cli.Info(), srv.Info())
+				}
+				t.Logf("MPTCPRetrans (probes): a %d, b %d", p.a.Counters().MPTCPRetrans.Load(), p.b.Counters().MPTCPRetrans.Load())
+				cli.Close()
+				srv.Close()
+			})
+		}
+	}
+}
+
+// Bug: after one payload byte is rewritten by a middlebox (TCP checksum
+// fixed, DSS checksums negotiated), the receiving application reads wrong
+// bytes, or the connection hangs.
+//
+// Root cause, in the order things happen: the receiver drops the mapping
+// whose checksum failed and sends MP_FAIL (right). The sender answers with
+// MP_FAIL and RequestInfiniteMapping: "the next segment with data not sent
+// before" carries the infinite mapping (subflow/outgoing.go, dssOptions).
+//  1. The sender's data level is blocked (the receiver's DATA_ACK stays
+//     before the dropped mapping), so that next segment is usually a
+//     window probe (Conn.probe): one old byte, DSN = SndUna, sent as new
+//     subflow bytes. The infinite mapping is anchored there, at an old
+//     DSN; every later subflow byte is new data from SndNxt on, but the
+//     receiver, now plain TCP, maps it to SndUna+1, SndUna+2, ...: the
+//     stream is shifted and the application reads the wrong bytes (first
+//     wrong byte right after the probe byte).
+//  2. The sender's Conn is never told that its subflow fell back when it
+//     sent the infinite mapping (Subflow.Outgoing sets s.fallback =
+//     FallbackChecksum; nothing calls Conn.onFallback): MultipathTCP stays
+//     true, the data level keeps waiting for DATA_ACKs, probes keep
+//     re-sending the same old byte (each one delivered as data), and its
+//     DATA_FIN cannot leave (PureACK refuses on a fallen-back subflow).
+//  3. When the sender has written everything before MP_FAIL arrives, no
+//     segment with new data follows: no infinite mapping is ever sent and
+//     both ends wait forever (until CloseTimeout).
+func testBugSingleRewriteWithChecksum(t *testing.T) {
+	for _, nth := range []int{1, 20, 200} {
+		for _, n := range []int64{1 << 20, 8 << 20} {
+			t.Run(fmt.Sprintf("segment=%d/size=%d", nth, n), func(t *testing.T) {
+				p := newTPair(t, pairOpts{a: Config{Checksum: true}, noRecord: true})
+				count := 0
+				p.tb.setInbound(func(b []byte) []byte {
+					if w, ok := parseWire('a', b); ok && len(w.payload) > 100 {
+						if count++; count == nth {
+							w.payload[len(w.payload)/2] ^= 0x5a
+							fixTCPChecksum(b)
+						}
+					}
+					return b
+				})
+				cli, srv := connect(t, p.pair, 'a', 5700)
+				d := time.Now().Add(slack(20 * time.Second))
+				cli.SetDeadline(d)
+				srv.SetDeadline(d)
+				up, _ := transfer(cli, srv, n, 0, 64<<10)
+				if up.bad >= 0 {
+					t.Errorf("the application read a wrong byte at offset %d (%d bytes read)", up.bad, up.n)
+				}
+				if up.readErr == nil && up.n != n {
+					t.Errorf("clean EOF after %d bytes of %d", up.n, n)
+				}
+				if isTimeout(up.readErr) {
+					t.Errorf("the connection hung after the checksum failure (%d bytes read)", up.n)
+				}
+				t.Logf("read %d bytes, %v\nsender %v\nreceiver %v\nsender counters %v\nreceiver counters %v",
+					up.n, up.readErr, cli.Info(), srv.Info(), nonZero(p.a.Counters()), nonZero(p.b.Counters()))
+				cli.Close()
+				srv.Close()
+			})
+		}
+	}
+}
+
+// Bug: see testBugSingleRewriteWithChecksum; this is the same with the
+// emulator's random rewriting, both directions and several rates.
+//
+// testBugRewriteWithChecksum lets a middlebox rewrite payload bytes and fix
+// the TCP checksum, which only the DSS checksum can catch: with checksums
+// negotiated, no rewritten byte may reach an application. The connection
+// may fail (RFC 8684 §3.7: MP_FAIL and fallback, or reset), but every
+// byte read up to that point must be the byte written.
+func testBugRewriteWithChecksum(t *testing.T) {
+	n := int64(sized(4<<20, 4, 512<<10))
+	for _, rate := range []float64{0.001, 0.01} {
+		for _, v6 := range []bool{false, true} {
+			for _, dir := range []string{"up", "down", "both"} {
+				t.Run(fmt.Sprintf("rate=%v/%s/v6=%v", rate, dir, v6), func(t *testing.T) {
+					noLeaks(t)
+					var ab, ba emu.Config
+					if dir != "down" {
+						ab = emu.Config{Rewrite: rate, Seed: 11}
+					}
+					if dir != "up" {
+						ba = emu.Config{Rewrite: rate, Seed: 12}
+					}
+					p := newTPair(t, pairOpts{v6: v6, a: Config{Checksum: true}, ab: ab, ba: ba, noRecord: true})
+					cli, srv := connect(t, p.pair, 'a', 5500)
+					// Bounded: a connection the rewriting broke may stall;
+					// what matters is what was read.
+					d := time.Now().Add(slack(20 * time.Second))
+					cli.SetDeadline(d)
+					srv.SetDeadline(d)
+					toS, toC := transfer(cli, srv, n, n, 64<<10)
+					for _, r := range []struct {
+						name string
+						res  result
+					}{{"up", toS}, {"down", toC}} {
+						if r.res.bad >= 0 {
+							t.Errorf("%s: the application read a wrong byte at offset %d (of %d read)", r.name, r.res.bad, r.res.n)
+						}
+						if r.res.readErr == nil && r.res.n != n {
+							t.Errorf("%s: clean EOF after %d bytes of %d", r.name, r.res.n, n)
+						}
+					}
+					rewritten := p.link.Stats(emu.AToB).Rewritten + p.link.Stats(emu.BToA).Rewritten
+					caught := p.a.Counters().DataCsumErr.Load() + p.b.Counters().DataCsumErr.Load()
+					if rewritten > 0 && caught == 0 {
+						t.Errorf("%d segments rewritten, no DSS checksum error counted", rewritten)
+					}
+					t.Logf("rewritten %d, caught %d; up %d bytes (%v), down %d bytes (%v)", rewritten, caught, toS.n, toS.readErr, toC.n, toC.readErr)
+					cli.Close()
+					srv.Close()
+				})
+			}
+		}
+	}
+}
+
+// Bug: when the only subflow of an MPTCP connection is reset by a RST
+// without MP_FASTCLOSE (the peer lost its state, a middlebox reset it, an
+// MP_FASTCLOSE with a key that is not ours), Read reports the reset but the
+// connection does not fail: Close then starts an orderly close that cannot
+// finish, and the connection stays in the stack, counted in MPCurrEstab
+// with MultipathTCP true, until CloseTimeout (60 s by default) aborts it.
+//
+// Root cause: a subflow reset is recorded only in sub.rxErr by the reader
+// (noteReadErr); nothing sets the connection's error when its last subflow
+// is gone, so Close sees err == nil and no unread data, and takes the
+// DATA_FIN path: sendFIN finds no subflow to carry it, finAcked and eof
+// never come, and only closeTimer ends it. Linux propagates the error of
+// the last subflow to the MPTCP socket and frees it on close.
+func testBugResetConnLingers(t *testing.T) {
+	for _, how := range []string{"plain RST", "MP_FASTCLOSE with a wrong key"} {
+		t.Run(how, func(t *testing.T) {
+			// A CloseTimeout far beyond the wait below: leaving the stack
+			// in time cannot be the timeout's doing.
+			p := newTPair(t, pairOpts{a: Config{CloseTimeout: time.Hour}, b: Config{CloseTimeout: time.Hour}})
+			closer, peer, side := fastCloseSetup(t, p, true)
+			if how == "plain RST" {
+				p.link.Update(dirOf(side), func(c *emu.Config) { c.Strip = emu.StripAll })
+			} else {
+				p.tap(other(side)).setInbound(func(b []byte) []byte {
+					if w, ok := parseWire(0, b); ok && w.rst() {
+						if o := w.opt(options.SubtypeMPFastClose); o != nil {
+							o.Raw[len(o.Raw)-1] ^= 0xff
+							fixTCPChecksum(b)
+						}
+					}
+					return b
+				})
+			}
+			closer.SetLinger(0)
+			closer.Close()
+			if _, err := peer.Read(make([]byte, 1)); err == nil {
+				t.Fatal("peer's Read after the reset succeeded")
+			} else {
+				t.Logf("peer's Read: %v; MultipathTCP %v", err, peer.MultipathTCP())
+			}
+			if peer.MultipathTCP() {
+				t.Errorf("MultipathTCP true on a connection whose only subflow was reset")
+			}
+			peer.Close()
+			waitConnsGone(t, p.a, p.b)
 		})
 	}
 }

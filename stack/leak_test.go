@@ -195,6 +195,14 @@ func newTap(side byte, child gstack.LinkEndpoint, c *capture) *tapEP {
 	return e
 }
 
+// HeadersFromBytes forwards the child's answer: the tap reads outgoing
+// packets only as bytes (ToView), so the shim may grow headers in place
+// exactly as it does on the bare emulated link.
+func (e *tapEP) HeadersFromBytes() bool {
+	hb, ok := e.Endpoint.Child().(interface{ HeadersFromBytes() bool })
+	return ok && hb.HeadersFromBytes()
+}
+
 // WritePackets records what the stack (its shim) sends.
 func (e *tapEP) WritePackets(pkts gstack.PacketBufferList) (int, tcpip.Error) {
 	if e.cap != nil && e.cap.on.Load() {

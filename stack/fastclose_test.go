@@ -1,0 +1,148 @@
+package stack
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+
+	"github.com/umptcp/umptcp/options"
+)
+
+// fastCloseSetup opens a connection from 'a', exchanges a little data both
+// ways (so both ends are fully established) and returns the ends as closer
+// and peer.
+func fastCloseSetup(t *testing.T, p *tpair, closerIsInitiator bool) (closer, peer *Conn, closerSide byte) {
+	t.Helper()
+	cli, srv := connect(t, p.pair, 'a', 4800)
+	for _, pr := range [][2]*Conn{{cli, srv}, {srv, cli}} {
+		msg := []byte("hello, fully established")
+		if _, err := pr[0].Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(pr[1], got); err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("exchange: %v", err)
+		}
+	}
+	if closerIsInitiator {
+		return cli, srv, 'a'
+	}
+	return srv, cli, 'b'
+}
+
+// checkFastCloseRST checks the RST the closer sent: MP_FASTCLOSE with the
+// peer's key and MP_TCPRST (RFC 8684 §3.5, §3.6), and returns the key it
+// carried.
+func checkFastCloseRST(t *testing.T, p *tpair, closerSide byte) {
+	t.Helper()
+	pkts := p.cap.snapshot()
+	checkWireBasics(t, pkts)
+	f := flowsOf(pkts)[0]
+	peerKey := f.key(other(closerSide))
+	n := 0
+	for i := range f.pkts {
+		w := &f.pkts[i]
+		if w.from != closerSide || !w.rst() {
+			continue
+		}
+		n++
+		fc := w.opt(options.SubtypeMPFastClose)
+		if fc == nil || fc.MPFastClose().ReceiverKey != peerKey {
+			t.Errorf("RST without MP_FASTCLOSE carrying the peer's key %016x: %v", peerKey, w)
+		}
+		if w.opt(options.SubtypeMPTCPRst) == nil {
+			t.Errorf("RST without MP_TCPRST: %v", w)
+		}
+	}
+	if n == 0 {
+		t.Errorf("the closer sent no RST")
+	}
+}
+
+// TestFastClose aborts a connection from each end, IPv4 and IPv6, in the
+// two ways that abort (RFC 8684 §3.5, as Linux does): Close with data
+// unread, and SetLinger(0) then Close. The closer's RST carries
+// MP_FASTCLOSE with the peer's key and MP_TCPRST; the peer's Read and
+// Write fail with ErrFastClosed; MPFastcloseTx/Rx and MPRstTx/Rx count it;
+// both connections leave their stacks.
+func TestFastClose(t *testing.T) {
+	for _, how := range []string{"unread data", "linger 0"} {
+		for _, closerIsInitiator := range []bool{true, false} {
+			for _, v6 := range []bool{false, true} {
+				name := fmt.Sprintf("%s/closer-initiator=%v/v6=%v", how, closerIsInitiator, v6)
+				t.Run(name, func(t *testing.T) {
+					noLeaks(t)
+					p := newTPair(t, pairOpts{v6: v6})
+					closer, peer, side := fastCloseSetup(t, p, closerIsInitiator)
+					if how == "unread data" {
+						if _, err := peer.Write(make([]byte, 5000)); err != nil {
+							t.Fatal(err)
+						}
+						waitFor(t, "the data to reach the closer", closer.unreadData)
+					} else {
+						if err := closer.SetLinger(0); err != nil {
+							t.Fatal(err)
+						}
+					}
+					if err := closer.Close(); err != nil {
+						t.Fatal(err)
+					}
+					_, err := peer.Read(make([]byte, 100))
+					if !errors.Is(err, ErrFastClosed) {
+						t.Errorf("peer's Read after the fast close: %v, want ErrFastClosed", err)
+					}
+					if _, err := peer.Write([]byte("x")); err == nil {
+						t.Errorf("peer's Write after the fast close succeeded")
+					}
+					if _, err := closer.Read(make([]byte, 1)); !errors.Is(err, errClosedConn) {
+						t.Errorf("closer's Read after Close: %v", err)
+					}
+					waitConnsGone(t, p.a, p.b)
+					cs, ps := p.stackOf(side), p.stackOf(other(side))
+					checkCounters(t, "closer's stack", cs, counterWant{"MPTcpExtMPFastcloseTx": 1, "MPTcpExtMPFastcloseRx": 0, "MPTcpExtMPRstTx": 1})
+					checkCounters(t, "peer's stack", ps, counterWant{"MPTcpExtMPFastcloseRx": 1, "MPTcpExtMPFastcloseTx": 0, "MPTcpExtMPRstRx": 1, "UmptcpBadFastClose": 0})
+					if in := peer.Info(); len(in.Resets) != 1 {
+						t.Errorf("peer's Info().Resets = %v, want the closer's MP_TCPRST", in.Resets)
+					}
+					peer.Close()
+					checkFastCloseRST(t, p, side)
+				})
+			}
+		}
+	}
+}
+
+// TestFastCloseWrongKeyIgnored changes the key in an MP_FASTCLOSE on its
+// way: the peer must not act on it (RFC 8684 §5: only with our key) and
+// counts it; the RST still resets the subflow, so the peer sees a plain
+// reset, not ErrFastClosed. (That the peer's connection then lingers after
+// Close is testBugResetConnLingers.)
+func TestFastCloseWrongKeyIgnored(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("v6=%v", v6), func(t *testing.T) {
+			noLeaks(t)
+			p := newTPair(t, pairOpts{v6: v6})
+			closer, peer, side := fastCloseSetup(t, p, true)
+			p.tap(other(side)).setInbound(func(b []byte) []byte {
+				w, ok := parseWire(0, b)
+				if ok && w.rst() {
+					if o := w.opt(options.SubtypeMPFastClose); o != nil {
+						o.Raw[len(o.Raw)-1] ^= 0xff // the key's last byte
+						fixTCPChecksum(b)
+					}
+				}
+				return b
+			})
+			closer.SetLinger(0)
+			closer.Close()
+			_, err := peer.Read(make([]byte, 1))
+			if err == nil || errors.Is(err, ErrFastClosed) {
+				t.Errorf("peer's Read: %v, want a reset that is not ErrFastClosed", err)
+			}
+			checkCounters(t, "peer's stack", p.stackOf(other(side)), counterWant{"MPTcpExtMPFastcloseRx": 0, "UmptcpBadFastClose": 1})
+			peer.Close()
+		})
+	}
+}

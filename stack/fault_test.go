@@ -1,0 +1,225 @@
+package stack
+
+import (
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/umptcp/umptcp/emu"
+)
+
+// TestTransferBulk moves bulkSize() bytes each way at the same time (256
+// MiB by default, 1 GiB with -long; see leak_test.go) and checks SHA-256
+// and every byte on both ends, IPv4 and IPv6, with and without DSS
+// checksums (the checksummed run moves a quarter as much).
+func TestTransferBulk(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		for _, csum := range []bool{false, true} {
+			t.Run(fmt.Sprintf("v6=%v/checksum=%v", v6, csum), func(t *testing.T) {
+				noLeaks(t)
+				n := int64(bulkSize())
+				if csum || v6 {
+					n = max(n/4, 1<<20)
+				}
+				p := newTPair(t, pairOpts{v6: v6, a: Config{Checksum: csum}, noRecord: true})
+				cli, srv := connect(t, p.pair, 'a', 5100)
+				toS, toC := transfer(cli, srv, n, n, 256<<10)
+				checkResult(t, "up", toS, stream{1}, n)
+				checkResult(t, "down", toC, stream{2}, n)
+				if !cli.MultipathTCP() || !srv.MultipathTCP() || cli.Info().Checksum != csum {
+					t.Errorf("initiator %v\nresponder %v", cli.Info(), srv.Info())
+				}
+				for _, s := range []*Stack{p.a, p.b} {
+					checkCounters(t, "stack", s, counterWant{"MPTcpExtDSSNotMatching": 0, "MPTcpExtDSSNoMatchTCP": 0,
+						"MPTcpExtDataCsumErr": 0, "UmptcpBadTCPChecksum": 0, "UmptcpOptionsNoRoom": 0,
+						"MPTcpExtDssFallback": 0, "UmptcpMalformedOptions": 0})
+				}
+				cli.Close()
+				srv.Close()
+				waitConnsGone(t, p.a, p.b)
+			})
+		}
+	}
+}
+
+// TestTransferSmallWrites writes in many small pieces of random sizes (1
+// to 300 bytes), both ways at once, so that mappings are tiny and many;
+// every byte arrives, in order.
+func TestTransferSmallWrites(t *testing.T) {
+	n := sized(1<<20, 4, 128<<10)
+	for _, v6 := range []bool{false, true} {
+		for _, csum := range []bool{false, true} {
+			t.Run(fmt.Sprintf("v6=%v/checksum=%v", v6, csum), func(t *testing.T) {
+				noLeaks(t)
+				p := newTPair(t, pairOpts{v6: v6, b: Config{Checksum: csum}, noRecord: true})
+				cli, srv := connect(t, p.pair, 'a', 5200)
+				var wg sync.WaitGroup
+				errs := make(chan error, 4)
+				send := func(c *Conn, st stream, seed uint64) {
+					defer wg.Done()
+					r := rand.New(rand.NewPCG(seed, 1))
+					data := st.bytes(0, n)
+					writes := 0
+					for off := 0; off < n; writes++ {
+						k := min(1+r.IntN(300), n-off)
+						if _, err := c.Write(data[off : off+k]); err != nil {
+							errs <- fmt.Errorf("write %d at %d: %w", writes, off, err)
+							return
+						}
+						off += k
+					}
+					if err := c.CloseWrite(); err != nil {
+						errs <- err
+					}
+				}
+				recv := func(c *Conn, st stream) {
+					defer wg.Done()
+					if err := readExactlyThenEOF(c, st, int64(n)); err != nil {
+						errs <- err
+					}
+				}
+				wg.Add(4)
+				go send(cli, stream{1}, 1)
+				go send(srv, stream{2}, 2)
+				go recv(srv, stream{1})
+				go recv(cli, stream{2})
+				wg.Wait()
+				close(errs)
+				for err := range errs {
+					t.Error(err)
+				}
+				if !cli.MultipathTCP() || !srv.MultipathTCP() {
+					t.Errorf("fell back: %v / %v", cli.Info(), srv.Info())
+				}
+				cli.Close()
+				srv.Close()
+				waitConnsGone(t, p.a, p.b)
+			})
+		}
+	}
+}
+
+// TestTransferManyConnections runs many connections at once between two
+// stacks, opened from both sides, each moving data both ways; every one
+// gets its bytes and leaves the stacks after Close.
+func TestTransferManyConnections(t *testing.T) {
+	conns := sized(64, 4, 8)
+	n := int64(sized(512<<10, 8, 32<<10))
+	for _, v6 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("v6=%v", v6), func(t *testing.T) {
+			noLeaks(t)
+			p := newTPair(t, pairOpts{v6: v6, noRecord: true})
+			var wg sync.WaitGroup
+			errs := make(chan error, conns)
+			for i := 0; i < conns; i++ {
+				from := byte('a')
+				if i%2 == 1 {
+					from = 'b'
+				}
+				cli, srv := connect(t, p.pair, from, uint16(5300+i))
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					toS, toC := transfer(cli, srv, n, n, 32<<10)
+					for _, r := range []result{toS, toC} {
+						if r.wErr != nil || r.readErr != nil || r.bad >= 0 || r.n != n {
+							errs <- fmt.Errorf("connection %d: %+v", i, r)
+						}
+					}
+					if !cli.MultipathTCP() || !srv.MultipathTCP() {
+						errs <- fmt.Errorf("connection %d fell back", i)
+					}
+					cli.Close()
+					srv.Close()
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			waitConnsGone(t, p.a, p.b)
+		})
+	}
+}
+
+// faultCases are the impairments of TestFaultsChecksum, applied both ways
+// with different seeds.
+// with different seeds. div shrinks the transfer where gVisor's TCP
+// recovers slowly: 5% loss or corrupted segments both ways cost it seconds
+// per MiB, plain TCP (options stripped) as much as MPTCP.
+var faultCases = []struct {
+	name string
+	cfg  emu.Config
+	div  int64
+}{
+	{"loss 1%", emu.Config{Loss: 0.01}, 1},
+	{"loss 5%", emu.Config{Loss: 0.05}, 4},
+	{"reorder 10%", emu.Config{Reorder: 0.10, Delay: 200 * time.Microsecond}, 1},
+	{"duplicate 5%", emu.Config{Duplicate: 0.05}, 1},
+	{"corrupt 3%", emu.Config{Corrupt: 0.03}, 4},
+	{"all", emu.Config{Loss: 0.01, Reorder: 0.05, Duplicate: 0.03, Corrupt: 0.02, Delay: 200 * time.Microsecond}, 8},
+}
+
+// TestFaultsChecksum moves data both ways over impaired paths (loss,
+// reordering, duplication, corruption that the TCP checksum catches, all
+// at once), with and without DSS checksums, IPv4 and IPv6: every byte
+// arrives intact, the connection stays MPTCP and nothing is counted as a
+// checksum error or a mapping conflict.
+func TestFaultsChecksum(t *testing.T) {
+	n := int64(sized(2<<20, 4, 256<<10))
+	for i, fc := range faultCases {
+		for _, csum := range []bool{false, true} {
+			for _, v6 := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/checksum=%v/v6=%v", fc.name, csum, v6), func(t *testing.T) {
+					noLeaks(t)
+					n := n / fc.div
+					ab, ba := fc.cfg, fc.cfg
+					ab.Seed, ba.Seed = uint64(2*i+1), uint64(2*i+2)
+					p := newTPair(t, pairOpts{v6: v6, a: Config{Checksum: csum}, ab: ab, ba: ba, noRecord: true})
+					cli, srv := connect(t, p.pair, 'a', 5400)
+					toS, toC := transfer(cli, srv, n, n, 64<<10)
+					checkResult(t, "up", toS, stream{1}, n)
+					checkResult(t, "down", toC, stream{2}, n)
+					if !cli.MultipathTCP() || !srv.MultipathTCP() {
+						t.Errorf("fell back: %v / %v", cli.Info(), srv.Info())
+					}
+					for _, s := range []*Stack{p.a, p.b} {
+						checkCounters(t, "stack", s, counterWant{"MPTcpExtDSSNotMatching": 0, "MPTcpExtDataCsumErr": 0,
+							"MPTcpExtDssFallback": 0, "MPTcpExtMPFailTx": 0})
+					}
+					if fc.cfg.Corrupt > 0 && p.a.Counters().UmptcpBadTCPChecksum.Load()+p.b.Counters().UmptcpBadTCPChecksum.Load() == 0 {
+						t.Errorf("no corrupted segment was caught: %v / %v", p.link.Stats(emu.AToB), p.link.Stats(emu.BToA))
+					}
+					cli.Close()
+					srv.Close()
+					waitConnsGone(t, p.a, p.b)
+				})
+			}
+		}
+	}
+}
+
+// transferPart exchanges the first n bytes of streams 1 (c to s) and 2
+// (s to c) without closing anything.
+func transferPart(c, s *Conn, n int64) (errUp, errDown error) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	part := func(w, r *Conn, st stream, res *error) {
+		defer wg.Done()
+		go w.Write(st.bytes(0, int(n)))
+		ck := newChecker(st, n)
+		if _, err := io.CopyN(ck, onlyReader{r}, n); err != nil {
+			*res = err
+		} else if ck.bad >= 0 {
+			*res = fmt.Errorf("wrong byte at %d", ck.bad)
+		}
+	}
+	go part(c, s, stream{1}, &errUp)
+	go part(s, c, stream{2}, &errDown)
+	wg.Wait()
+	return errUp, errDown
+}
