@@ -11,6 +11,7 @@ package stack
 import (
 	"fmt"
 	"io"
+	"net"
 	"testing"
 	"time"
 
@@ -32,6 +33,8 @@ func TestKnownBugs(t *testing.T) {
 		{"SingleRewriteWithChecksum", testBugSingleRewriteWithChecksum},
 		{"RewriteWithChecksum", testBugRewriteWithChecksum},
 		{"ResetConnLingers", testBugResetConnLingers},
+		{"ExpiredDeadlineIgnored", testBugExpiredDeadlineIgnored},
+		{"NetConnSuiteBare", func(t *testing.T) { testNetConn(t, func(c *Conn) net.Conn { return c }) }},
 	}
 	if !*bugsFlag {
 		t.Logf("%d known-bug tests not run; pass -bugs to run them", len(bugs))
@@ -374,4 +377,60 @@ func testBugResetConnLingers(t *testing.T) {
 			waitConnsGone(t, p.a, p.b)
 		})
 	}
+}
+
+// Bug: a deadline that has passed does not fail Read when data is ready,
+// nor Write when there is room: both go ahead and succeed. net.Conn: "a
+// deadline is an absolute time after which I/O operations fail"; a
+// *net.TCPConn checks it before anything else. x/net/nettest's
+// WriteTimeout and PastTimeout fail on the bare Conn for this reason
+// (NetConnSuiteBare; TestNetConn runs the suite with a wrapper that fixes
+// only this).
+//
+// Root cause: Conn.Read and Conn.Write look at their deadline only inside
+// wait and waitOrProbe, that is only when they are about to block;
+// readOnce and writeOnce run first and, when they can make progress,
+// return without ever consulting c.rd or c.wd.
+func testBugExpiredDeadlineIgnored(t *testing.T) {
+	p := newTPair(t, pairOpts{noRecord: true})
+	cli, srv := connect(t, p.pair, 'a', 6150)
+	cli.SetDeadline(time.Time{})
+	srv.SetDeadline(time.Time{})
+	buf := make([]byte, 64)
+	t.Run("read past, data ready", func(t *testing.T) {
+		srv.Write([]byte("ready"))
+		waitFor(t, "the data to arrive", cli.unreadData)
+		cli.SetReadDeadline(time.Now().Add(-time.Second))
+		n, err := cli.Read(buf)
+		if n != 0 || !isTimeout(err) {
+			t.Errorf("Read with an expired deadline and data ready: %d, %v; want 0 and a timeout (net.Conn: after the deadline I/O fails)", n, err)
+		}
+		cli.SetReadDeadline(time.Time{})
+		// Drain what is left.
+		for got := 0; got < len("ready")-n; {
+			k, err := cli.Read(buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got += k
+		}
+	})
+	t.Run("write past", func(t *testing.T) {
+		cli.SetWriteDeadline(time.Now().Add(-time.Second))
+		n, err := cli.Write([]byte("never"))
+		if n != 0 || !isTimeout(err) {
+			t.Errorf("Write with an expired deadline: %d, %v; want 0 and a timeout", n, err)
+		}
+		cli.SetWriteDeadline(time.Time{})
+		// Whatever it wrote must arrive; drain it.
+		for got := 0; got < n; {
+			k, err := srv.Read(buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got += k
+		}
+	})
+	cli.Close()
+	srv.Close()
 }
