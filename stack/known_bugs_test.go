@@ -17,6 +17,7 @@ import (
 
 	"github.com/umptcp/umptcp/emu"
 	"github.com/umptcp/umptcp/options"
+	"github.com/umptcp/umptcp/subflow"
 )
 
 // TestKnownBugs runs the known-bug tests when -bugs is given. Without it
@@ -35,6 +36,7 @@ func TestKnownBugs(t *testing.T) {
 		{"ResetConnLingers", testBugResetConnLingers},
 		{"ExpiredDeadlineIgnored", testBugExpiredDeadlineIgnored},
 		{"NetConnSuiteBare", func(t *testing.T) { testNetConn(t, func(c *Conn) net.Conn { return c }) }},
+		{"InfiniteMappingInsideMapping", testBugInfiniteMappingInsideMapping},
 	}
 	if !*bugsFlag {
 		t.Logf("%d known-bug tests not run; pass -bugs to run them", len(bugs))
@@ -433,4 +435,71 @@ func testBugExpiredDeadlineIgnored(t *testing.T) {
 	})
 	cli.Close()
 	srv.Close()
+}
+
+// Bug: an infinite mapping (§3.7) whose subflow sequence number falls
+// inside a mapping the subflow still holds is dropped without a word.
+// That includes the retroactive case subflow.installInfinite handles on
+// purpose (an infinite mapping starting before the reader: it is moved to
+// the reader, which is usually inside the current mapping). The reader
+// then goes on with the old mapping, finds no mapping after it, and the
+// connection takes the "data without DSS" path (unmapped → FallBackAt,
+// counted as MPTcpExtDssFallback) at the DSN it expects rather than the
+// one the peer's infinite mapping gave; the check readSub makes of an
+// infinite mapping's DSN never runs.
+//
+// Root cause: installInfinite drops the stored mappings that start at or
+// after ssn but keeps the one that straddles it; rxTable.add then finds
+// the infinite mapping overlapping it and returns RXConflict, which
+// installInfinite ignores. It should cut the straddling mapping at ssn.
+// (Shown on the subflow API directly, as the shim would drive it.)
+func testBugInfiniteMappingInsideMapping(t *testing.T) {
+	const keyI, keyR = 0x0102030405060708, 0x1112131415161718
+	const isnI, isnR = 100, 5000
+	_, idsnR := options.TokenIDSN(keyR)
+	parse := func(flags uint8, payload int, opt []byte) *options.Segment {
+		var s options.Segment
+		s.Parse(options.PadNOP(opt), options.ContextOf(flags, payload))
+		return &s
+	}
+	established := func() *subflow.Subflow {
+		sf := subflow.New(subflow.Config{Role: subflow.Initiator, LocalKey: keyI})
+		sf.Outgoing(nil, subflow.Segment{Flags: subflow.FlagSYN, Seq: isnI}, subflow.ConnState{})
+		sa := subflow.Segment{Flags: subflow.FlagSYN | subflow.FlagACK, Seq: isnR, Ack: isnI + 1}
+		mpc := options.MPCapable{Variant: options.CapableSYNACK, Version: 1, Flags: options.CapableFlagHMACSHA256, SenderKey: keyR}
+		if ev := sf.Incoming(sa, parse(sa.Flags, 0, mpc.Append(nil)), subflow.Refs{}); !ev.Established {
+			t.Fatalf("handshake: %+v", ev)
+		}
+		// The peer's first 1000 bytes, mapped at IDSN+1.
+		seg := subflow.Segment{Flags: subflow.FlagACK, Seq: isnR + 1, Ack: isnI + 1, PayloadLen: 1000}
+		d := options.DSS{HasMapping: true, DSN64: true, DSN: idsnR + 1, SubflowSeq: 1, DataLen: 1000}
+		sf.Incoming(seg, parse(seg.Flags, 1000, d.Append(nil)), subflow.Refs{RcvNxt: idsnR + 1})
+		return sf
+	}
+	infinite := func(sf *subflow.Subflow, ssn uint32, dsn uint64) {
+		seg := subflow.Segment{Flags: subflow.FlagACK, Seq: isnR + 1001, Ack: isnI + 1, PayloadLen: 10}
+		d := options.DSS{HasMapping: true, DSN64: true, DSN: dsn, SubflowSeq: ssn, DataLen: 0}
+		if ev := sf.Incoming(seg, parse(seg.Flags, 10, d.Append(nil)), subflow.Refs{RcvNxt: idsnR + 1}); !ev.InfiniteMapping {
+			t.Fatalf("infinite mapping not seen: %+v", ev)
+		}
+	}
+
+	t.Run("retroactive, reader inside the mapping", func(t *testing.T) {
+		sf := established()
+		sf.Consumed(600)
+		infinite(sf, 101, idsnR+101) // consistent with the old mapping
+		m, rel, ok := sf.NextRX()
+		if !ok || !m.Infinite || rel != 601 || m.DSN+uint64(rel-m.SSN) != idsnR+601 {
+			t.Errorf("the reader's next byte: mapping %+v rel %d ok %v; want the infinite mapping, at DSN IDSN+601", m, rel, ok)
+		}
+	})
+	t.Run("starting inside a stored mapping", func(t *testing.T) {
+		sf := established()
+		infinite(sf, 501, idsnR+501)
+		sf.Consumed(1000)
+		m, rel, ok := sf.NextRX()
+		if !ok || !m.Infinite || m.DSN+uint64(rel-m.SSN) != idsnR+1001 {
+			t.Errorf("after the old mapping: mapping %+v rel %d ok %v; want the infinite mapping at DSN IDSN+1001", m, rel, ok)
+		}
+	})
 }
