@@ -200,8 +200,8 @@ func TestFirstDataCarriesCapable(t *testing.T) {
 		// first segment's retransmission then carries a DSS.
 		ack := Segment{Flags: FlagACK, Seq: isnB + 1, Ack: isnA + 3001}
 		ev = p.ini.Incoming(ack, build(ack.Flags, 0, options.DSS{HasAck: true, Ack64: true, DataAck: idsnA + 1}), Refs{SndUna: idsnA + 1})
-		if !ev.HasDataAck || ev.DataAck != idsnA+1 || !p.ini.FullyEstablished() {
-			t.Fatalf("initiator on the responder's DSS: %+v fully %v", ev, p.ini.FullyEstablished())
+		if !ev.HasDataAck || ev.DataAck != idsnA+1 || !p.ini.fullyEstablished {
+			t.Fatalf("initiator on the responder's DSS: %+v fully %v", ev, p.ini.fullyEstablished)
 		}
 		raw, _ = out(t, p.ini, seg, ConnState{DataAck: idsnB + 1, DataAckOK: true})
 		d = only(t, segOpts(seg.Flags, seg.PayloadLen, raw), options.SubtypeDSS).DSS()
