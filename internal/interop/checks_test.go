@@ -81,7 +81,9 @@ func handshakeCounters(r role) (kernel, ours counters) {
 }
 
 // checkMPTCP checks a connection that must have stayed MPTCP from start to
-// end: both ends' views, `ss -Mni` while it was up, and the counters.
+// end and closed in order: both ends' views, `ss -Mni` while it was up, and
+// the counters (no fallback, no mapping or checksum error, no fast close or
+// MP_TCPRST).
 func checkMPTCP(t *testing.T, s *session, or oursResult, kr kernelpeer.Result, res result) {
 	t.Helper()
 	if !or.mptcp || !or.info.MPTCP || or.info.FallbackReason != "" {
@@ -102,7 +104,7 @@ func checkMPTCP(t *testing.T, s *session, or oursResult, kr kernelpeer.Result, r
 	}
 	checkSSUp(t, s, or)
 	kh, oh := handshakeCounters(s.role)
-	base := zeros(zeroAlways, zeroNoFallback)
+	base := zeros(zeroAlways, zeroNoFallback, zeroOrderly)
 	if s.env.lossy {
 		// A lost SYN, SYN/ACK or third ACK is sent again and counted again.
 		expectAtLeast(t, "kernel", res.peer, kh)

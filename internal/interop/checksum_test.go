@@ -12,8 +12,20 @@ import (
 )
 
 // checksumData is what each end sends in the checksum cases. The captures
-// hold whole packets so that every DSS checksum can be verified.
-const checksumData = 16 << 20
+// hold whole packets so that every DSS checksum can be verified, and their
+// ring (see startCapture) holds about 8000 packets: 8 MiB each way is at
+// most about 5000 packets even when no segment is a GSO one, so tcpdump
+// loses nothing however late it reads. (Not rate-limited: tbf cuts the GSO
+// super-packets into MTU-sized ones, ten times as many packets.)
+const checksumData = 8 << 20
+
+// limitRate returns a setup that limits both veths to rate (tbf).
+func limitRate(rate string) func(t *testing.T, tp *Topology) {
+	return func(t *testing.T, tp *Topology) {
+		tbf(t, tp.Peer, PeerVeth, rate)
+		tbf(t, tp.Ours, OursVeth, rate)
+	}
+}
 
 // TestChecksum is case 2: DSS checksums (RFC 8684 §3.3.1) asked for by the
 // kernel (net.mptcp.checksum_enabled=1, umptcp by default) and by umptcp
@@ -28,7 +40,8 @@ func TestChecksum(t *testing.T) {
 		// kernelAsks: the kernel sets flag A (else umptcp does).
 		kernelAsks bool
 	}{
-		{name: "kernel-asks", env: env{peerSysctls: []string{"net.mptcp.checksum_enabled=1"}, snaplen: -1}, kernelAsks: true},
+		{name: "kernel-asks", kernelAsks: true,
+			env: env{peerSysctls: []string{"net.mptcp.checksum_enabled=1"}, snaplen: -1}},
 		{name: "umptcp-asks", env: env{stack: stack.Config{Checksum: true}, snaplen: -1}},
 	}
 	for _, tc := range cases {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/umptcp/umptcp/internal/kernelpeer"
+	"github.com/umptcp/umptcp/internal/netns"
 )
 
 // impairedData is what each end sends over an impaired path.
@@ -27,10 +28,7 @@ func TestImpairedPath(t *testing.T) {
 			// would be a fallback one. SYN/ACKs and third ACKs can be lost.
 			midRule(t, tp, "-A", "FORWARD", "-p", "tcp", "!", "--syn", "-m", "statistic", "--mode", "random", "--probability", "0.02", "-j", "DROP")
 		}}},
-		{name: "rate-100mbit", env: env{setup: func(t *testing.T, tp *Topology) {
-			tbf(t, tp.Peer, PeerVeth, "100mbit")
-			tbf(t, tp.Ours, OursVeth, "100mbit")
-		}}},
+		{name: "rate-100mbit", env: env{setup: limitRate("100mbit")}},
 	}
 	for _, tc := range cases {
 		eachVariant(t, tc.name, func(t *testing.T, v6 bool, r role) {
@@ -48,10 +46,8 @@ func TestImpairedPath(t *testing.T) {
 	}
 }
 
-// tbf limits what dev sends to rate.
-func tbf(t *testing.T, ns interface {
-	Run(...string) (string, error)
-}, dev, rate string) {
+// tbf limits what dev in ns sends to rate.
+func tbf(t *testing.T, ns *netns.NS, dev, rate string) {
 	t.Helper()
 	if _, err := ns.Run("tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", rate, "burst", "64kb", "latency", "50ms"); err != nil {
 		t.Fatal(err)

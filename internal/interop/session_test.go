@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"maps"
 	"net"
@@ -113,9 +112,12 @@ type session struct {
 	kern *net.TCPConn
 	// caps: the kernel's veth, and with a middlebox mid's veth towards ours
 	// (what umptcp sent before the middlebox touched it).
-	caps              []*capture
-	peerBefore        map[string]uint64
-	oursBefore        map[string]uint64
+	caps       []*capture
+	peerBefore map[string]uint64
+	oursBefore map[string]uint64
+	// hostBefore: the MIB of the kernel under umptcp (ns ours), which only
+	// forwards: it must count no MPTCP at all.
+	hostBefore        map[string]uint64
 	oursAddr, kerAddr netip.AddrPort
 	// ssUp is `ss -Mni` in the kernel's namespace once the connection is up.
 	ssUp string
@@ -146,13 +148,16 @@ func open(t *testing.T, r role, e env) *session {
 	case -1:
 		snap = 0
 	}
-	dir := t.TempDir()
+	dir := captureDir(t)
 	s.caps = append(s.caps, startCapture(t, tp.Peer, PeerVeth, dir, "peer", snap))
 	if e.middlebox {
 		s.caps = append(s.caps, startCapture(t, tp.Mid, MidOursVeth, dir, "mid", snap))
 	}
 	var err error
 	if s.peerBefore, err = tp.Peer.Nstat("MPTcpExt*"); err != nil {
+		t.Fatal(err)
+	}
+	if s.hostBefore, err = tp.Ours.Nstat("MPTcpExt*"); err != nil {
 		t.Fatal(err)
 	}
 	s.oursBefore = tp.Stack.Counters().Snapshot()
@@ -310,6 +315,13 @@ func (s *session) transfer(up, down int64, kcfg kernelpeer.Config) (oursResult, 
 		kch <- res
 	}()
 	var or oursResult
+	start := time.Now()
+	defer func() {
+		s.t.Helper()
+		el := time.Since(start)
+		s.t.Logf("transfer: %d bytes up, %d down in %v (%.2f Gbit/s)", up, down, el.Round(time.Millisecond),
+			float64(up+down)*8/el.Seconds()/1e9)
+	}()
 	s.ours.SetDeadline(time.Now().Add(transferLimit))
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -365,8 +377,6 @@ func hashRead(r io.Reader, n int64) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), err
 }
 
-func sum(h hash.Hash) string { return hex.EncodeToString(h.Sum(nil)) }
-
 // checkIntegrity compares what each end sent with what the other received.
 func checkIntegrity(t *testing.T, up, down int64, or oursResult, kr kernelpeer.Result) {
 	t.Helper()
@@ -411,6 +421,7 @@ func (s *session) finish(want captureWant, mid ...captureWant) result {
 	t := s.t
 	t.Helper()
 	var res result
+	start := time.Now()
 	if !waitFor(closeLimit, func() bool { return s.tp.Stack.Counters().MPCurrEstab.Load() == 0 }) {
 		t.Errorf("umptcp: MPCurrEstab still %d after %v", s.tp.Stack.Counters().MPCurrEstab.Load(), closeLimit)
 	}
@@ -424,6 +435,7 @@ func (s *session) finish(want captureWant, mid ...captureWant) result {
 	if len(res.leftover) > 0 {
 		t.Logf("kernel: left in TIME-WAIT: %v", res.leftover)
 	}
+	t.Logf("finish: ends gone after %v", time.Since(start).Round(time.Millisecond))
 	for i, c := range s.caps {
 		w := want
 		if i > 0 {
@@ -439,6 +451,13 @@ func (s *session) finish(want captureWant, mid ...captureWant) result {
 		t.Fatal(err)
 	}
 	res.peer = delta(s.peerBefore, after)
+	host, err := s.tp.Ours.Nstat("MPTcpExt*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := nonzero(delta(s.hostBefore, host)); d != " (none)" {
+		t.Errorf("the kernel under umptcp (ns ours) counted MPTCP, it should only forward:%s", d)
+	}
 	res.peerEstab = after["MPTcpExtMPCurrEstab"]
 	res.ours = delta(s.oursBefore, s.tp.Stack.Counters().Snapshot())
 	t.Logf("kernel nstat: %s", nonzero(res.peer))
@@ -452,8 +471,7 @@ func (s *session) finish(want captureWant, mid ...captureWant) result {
 // kernelSockets lists the kernel's TCP and MPTCP sockets of the
 // connection: those in TIME-WAIT, and the others.
 func (s *session) kernelSockets() (timeWait, live []string) {
-	local := netip.AddrPortFrom(s.kerAddr.Addr(), s.kerAddr.Port()).String()
-	remote := s.remoteOfKernel().String()
+	local, remote := s.kerAddr.String(), s.remoteOfKernel().String()
 	for _, args := range [][]string{{"-Htan"}, {"-HMan"}} {
 		out, err := s.tp.Peer.SS(args...)
 		if err != nil {
@@ -525,6 +543,20 @@ func ssShowsMPTCP(out string, local, remote netip.AddrPort) (token string, ok bo
 		return "", false
 	}
 	return "", false
+}
+
+// captureDir returns a directory for the captures of t, removed at its end:
+// in /dev/shm when there is one, so that tcpdump's writes of whole packets
+// at Gbit/s do not wait for a disk.
+func captureDir(t *testing.T) string {
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		dir, err := os.MkdirTemp("/dev/shm", "umptcp-interop-")
+		if err == nil {
+			t.Cleanup(func() { os.RemoveAll(dir) })
+			return dir
+		}
+	}
+	return t.TempDir()
 }
 
 // keepCaptures, when set (UMPTCP_INTEROP_PCAPS=DIR), is a directory where

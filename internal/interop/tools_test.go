@@ -13,7 +13,7 @@ import (
 
 // suiteTools are the programs the interop suite drives: captures and their
 // dissection, middlebox rules, qdiscs and the kernel's views.
-var suiteTools = []string{"tcpdump", "tshark", "iptables", "ip6tables", "tc", "nstat", "ss", "ethtool", "sysctl"}
+var suiteTools = []string{"tcpdump", "tshark", "iptables", "ip6tables", "tc", "nstat", "ss", "sysctl"}
 
 // requireSuite skips the test unless everything the suite needs is here:
 // root and namespaces (netns.Require), /dev/net/tun, and suiteTools. Like

@@ -1,15 +1,5 @@
 //go:build linux
 
-// Package interop builds the namespaces in which umptcp meets the Linux
-// kernel's MPTCP, for the kernel interop tests and benchmarks:
-//
-//	ns "ours"                                    [ns "mid"]              ns "peer"
-//	  umptcp stack 10.61.2.2, fd61:2::2            (iptables middlebox)    kernel MPTCP
-//	      │ TUN (host side 10.61.2.1, fd61:2::1)                          10.61.1.2
-//	  kernel, forwarding ── veth 10.61.1.1 ══════════════════════════ veth fd61:1::2
-//
-// With a middlebox the veth from "ours" ends in "mid" (10.61.3.0/24), which
-// forwards to "peer" over a second veth (10.61.1.0/24).
 package interop
 
 import (
