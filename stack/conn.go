@@ -37,8 +37,9 @@ type Conn struct {
 	checksum  atomic.Bool
 	mptcp     atomic.Bool
 	fallback  atomic.Uint32 // a subflow.FallbackReason
-	// plain: TCP from the handshake on; no subflow state at all.
-	plain bool
+	// plain: TCP from the handshake on: reads and writes go straight to
+	// the one endpoint (a listener's plain connection has no subflow state).
+	plain atomic.Bool
 
 	subMu  sync.Mutex
 	subs   atomic.Pointer[[]*sub] // copy-on-write list, read without locks
@@ -147,6 +148,7 @@ const (
 	workDrain
 	workReset
 	workPureACK
+	workFallback
 )
 
 func newConn(st *Stack, role subflow.Role, local, remote netip.AddrPort, key uint64, token uint32) *Conn {
@@ -233,7 +235,7 @@ func (c *Conn) rxRefs() subflow.Refs {
 }
 
 // fellBack reports whether the connection is plain TCP now.
-func (c *Conn) fellBack() bool { return c.plain || c.fallback.Load() != 0 }
+func (c *Conn) fellBack() bool { return c.plain.Load() || c.fallback.Load() != 0 }
 
 // canFallback: only a connection that never had a second subflow can turn
 // into plain TCP (§3.7).
@@ -256,8 +258,57 @@ func (c *Conn) onFallback(r subflow.FallbackReason) {
 	for _, s := range c.subList() {
 		s.sf.SetFallback(r)
 	}
+	// A DATA_FIN not yet acknowledged will not be: the worker turns it
+	// into a TCP FIN (and finishes a closed connection as TCP).
+	c.finPending.Store(false)
+	c.queueWork(workFallback)
 	notify(c.writeCh)
 	notify(c.readCh)
+}
+
+// finishFallback runs on the worker after a fallback: a connection whose
+// DATA_FIN was pending closes its subflows' sending side with a TCP FIN, as
+// CloseWrite does on a plain connection; a closed one is finished as TCP.
+func (c *Conn) finishFallback() {
+	c.stateMu.Lock()
+	closed, wrClosed := c.closed, c.wrClosed
+	c.stateMu.Unlock()
+	switch {
+	case closed:
+		if c.unreadData() {
+			c.abortSubflows()
+		} else {
+			for _, s := range c.subList() {
+				if s.ep != nil {
+					s.ep.Close()
+				}
+			}
+		}
+		c.st.removeConn(c)
+	case wrClosed:
+		for _, s := range c.subList() {
+			if s.ep != nil {
+				s.ep.Shutdown(tcpip.ShutdownWrite)
+			}
+		}
+	}
+}
+
+// onSubflowReset is told that the peer reset the subflow of f with a RST
+// TCP accepts. When no subflow is left the connection fails, as Linux's
+// MPTCP socket takes the error of its last subflow: Read and Write return
+// ErrReset and the connection leaves the stack at once.
+func (c *Conn) onSubflowReset(f *flow) {
+	for _, s := range c.subList() {
+		if s.flow != nil && !s.flow.peerReset.Load() {
+			return
+		}
+	}
+	if c.mptcp.Swap(false) {
+		c.st.counters.MPCurrEstab.Add(^uint64(0))
+	}
+	c.setErr(ErrReset)
+	c.queueWork(workReset)
 }
 
 // onDataAck handles the peer's DATA_ACK and window (§3.3.2, §3.3.4).
@@ -351,6 +402,11 @@ func (c *Conn) Read(p []byte) (int, error) {
 		if c.isClosed() {
 			return 0, c.opErr("read", net.ErrClosed)
 		}
+		if c.rd.expired() {
+			// net.Conn: once the deadline passed, I/O fails even if it
+			// could succeed.
+			return 0, c.opErr("read", os.ErrDeadlineExceeded)
+		}
 		n, err := c.readOnce(p)
 		if n > 0 {
 			c.afterRead()
@@ -386,7 +442,7 @@ func (c *Conn) wait(ch chan struct{}, d *deadline) error {
 
 // readOnce reads what is ready without blocking.
 func (c *Conn) readOnce(p []byte) (int, error) {
-	if c.plain {
+	if c.plain.Load() {
 		return c.readPlain(p)
 	}
 	for {
@@ -552,7 +608,13 @@ func (c *Conn) noteReadErr(s *sub, err tcpip.Error) {
 	case *tcpip.ErrClosedForReceive:
 		s.rxEOF = true
 	case *tcpip.ErrConnectionReset:
+		// gVisor took a RST the shim may not have judged acceptable.
 		s.rxErr = ErrReset
+		s.sf.MarkReset()
+		if s.flow != nil {
+			s.flow.peerReset.Store(true)
+			c.onSubflowReset(s.flow)
+		}
 	default:
 		s.rxErr = errors.New(err.String())
 	}
@@ -585,10 +647,18 @@ func (c *Conn) unmapped(s *sub) bool {
 	// checksum verified on this subflow (Linux's subflow_can_fallback has
 	// the same rule).
 	if c.canFallback() && !s.csumSeen {
-		if !s.sf.PeerDataSeen() && c.role == subflow.Initiator {
+		// One counter per fallback, as Linux counts it: an initiator that
+		// has not seen the peer's DSS yet counts MPCapableDataFallback
+		// (check_fully_established), any other DssFallback
+		// (subflow_check_data_avail). A connection that fell back already
+		// (the peer acknowledged our data without DSS) counts nothing more.
+		switch {
+		case c.fellBack():
+		case c.role == subflow.Initiator && !s.sf.FullyEstablished():
 			c.st.counters.MPCapableDataFallback.Add(1)
+		default:
+			c.st.counters.DssFallback.Add(1)
 		}
-		c.st.counters.DssFallback.Add(1)
 		s.sf.FallBackAt(c.rcvNxt.Load(), subflow.FallbackNoDSS)
 		c.onFallback(subflow.FallbackNoDSS)
 		return true
@@ -596,7 +666,20 @@ func (c *Conn) unmapped(s *sub) bool {
 	s.sf.SetResetReason(options.TCPRstMPTCPError)
 	s.rxErr = ErrProtocol
 	s.ep.Abort()
+	c.onSubflowLost(ErrProtocol)
 	return true
+}
+
+// onSubflowLost fails the connection with err when it has no subflow left
+// that can carry data (a subflow we reset for breaking the protocol).
+func (c *Conn) onSubflowLost(err error) {
+	for _, s := range c.subList() {
+		if s.ep != nil && s.rxErr == nil {
+			return
+		}
+	}
+	c.setErr(err)
+	c.queueWork(workReset)
 }
 
 // afterRead arms the timer that makes sure our DATA_ACK reaches the peer
@@ -627,6 +710,10 @@ func (c *Conn) readPlain(p []byte) (int, error) {
 	switch err.(type) {
 	case nil:
 		s.ep.ModerateRecvBuf(res.Count)
+		c.rcvNxt.Add(uint64(res.Count)) // for Info: bytes read
+		if s.sf != nil {
+			s.sf.Consumed(res.Count)
+		}
 		return res.Count, nil
 	case *tcpip.ErrWouldBlock:
 		return 0, nil
@@ -649,6 +736,9 @@ func (c *Conn) Write(b []byte) (int, error) {
 		if err := c.writeErr(); err != nil {
 			return total, c.opErr("write", err)
 		}
+		if c.wd.expired() {
+			return total, c.opErr("write", os.ErrDeadlineExceeded)
+		}
 		n, dataBlocked, err := c.writeOnce(b)
 		total += n
 		b = b[n:]
@@ -669,9 +759,9 @@ func (c *Conn) Write(b []byte) (int, error) {
 		// of which only the peer's DATA_ACK opens. A peer may leave its
 		// DATA_ACK behind (Linux moves data to the connection after
 		// acknowledging the segment and sends no ACK for that): probe it
-		// with one byte it already has, which it answers with an ACK
-		// carrying its current DATA_ACK. Linux's own sender recovers the
-		// same way, with its MPTCP-level retransmission timer.
+		// with a byte its TCP has acknowledged already, which it answers
+		// at once with an ACK carrying its current DATA_ACK. Linux's own
+		// sender recovers with its MPTCP-level retransmission timer.
 		probed, err := c.waitOrProbe(probe)
 		if err != nil {
 			return total, c.opErr("write", err)
@@ -726,24 +816,27 @@ func (c *Conn) subflowRTT() time.Duration {
 	return 0
 }
 
-// probe sends again the first byte the peer has not acknowledged at the
-// data level, as new subflow data mapped to its old DSN (§3.3.6 allows
-// sending data again on any subflow). The peer drops it as a duplicate, or
-// takes it if it was really missing, and acknowledges either way.
+// probe asks the peer for its current DATA_ACK and window (see
+// Subflow.Probe): the last byte its TCP acknowledged, sent again, which it
+// drops and acknowledges at once, or an empty segment when the send buffer
+// no longer holds that byte. Before any byte was acknowledged, a pure ACK
+// has to do. The caller holds writeMu (the send buffer).
 func (c *Conn) probe() {
 	s := c.pickSub()
-	if s == nil {
+	if s == nil || s.flow == nil {
 		return
 	}
-	una := c.sndUna.Load()
+	seg, dsn, dsnOK, ok := s.sf.Probe()
+	if !ok {
+		c.st.sendPureACK(s.flow)
+		return
+	}
 	var b [1]byte
-	if c.sendBuf.copyOut(b[:], una) != 1 {
-		return
+	data := b[:0]
+	if dsnOK && c.sendBuf.copyOut(b[:], dsn) == 1 {
+		data = b[:]
 	}
-	c.pl = payloader{c: c, s: s, b: b[:], dsn: una, resend: true}
-	s.ep.Write(&c.pl, tcpip.WriteOptions{Atomic: true})
-	c.pl = payloader{}
-	c.st.counters.MPTCPRetrans.Add(1)
+	c.st.sendProbe(s.flow, seg, data)
 }
 
 func (c *Conn) writeErr() error {
@@ -769,6 +862,8 @@ func (c *Conn) writeOnce(b []byte) (n int, dataBlocked bool, err error) {
 		return 0, false, nil
 	}
 	if c.fellBack() {
+		// TCP delivers what the send buffer still holds: let it go.
+		c.sendBuf.ackedTo(c.sndNxt.Load())
 		n, err = c.writeEP(s, b, false)
 		return n, false, err
 	}
@@ -819,6 +914,13 @@ func (c *Conn) writeEP(s *sub, b []byte, mapped bool) (int, error) {
 	switch err.(type) {
 	case nil, *tcpip.ErrWouldBlock:
 		return int(n), nil
+	}
+	if cerr := c.getErr(); cerr != nil {
+		// The connection failed (we aborted the subflow): its reason, not
+		// the endpoint's.
+		return int(n), cerr
+	}
+	switch err.(type) {
 	case *tcpip.ErrClosedForSend:
 		return int(n), net.ErrClosed
 	case *tcpip.ErrConnectionReset:
@@ -839,9 +941,6 @@ type payloader struct {
 	b   []byte
 	off int
 	dsn uint64 // of b[0]
-	// resend: the bytes are in the send buffer already (a probe or a
-	// reinjection); they get a mapping of their own.
-	resend bool
 }
 
 func (p *payloader) Len() int { return len(p.b) - p.off }
@@ -856,10 +955,11 @@ func (p *payloader) Read(dst []byte) (int, error) {
 	}
 	chunk := p.b[p.off : p.off+n]
 	csum := p.c.checksum.Load()
-	// One mapping per write, cut every MappingSize bytes (at most 65535:
-	// the data-level length is 16 bits).
+	// One mapping per write, or per run of writes TCP has not started to
+	// send, cut every MappingSize bytes (at most 65535: the data-level
+	// length is 16 bits).
 	size := p.s.sf.MappingSize()
-	for rest, extend := chunk, p.off > 0; len(rest) > 0; extend = true {
+	for rest, extend := chunk, p.off > 0 || p.s.sf.LastMappingUnsent(); len(rest) > 0; extend = true {
 		k := len(rest)
 		if extend {
 			if room := p.s.sf.MappingRoom(); room > 0 {
@@ -876,9 +976,7 @@ func (p *payloader) Read(dst []byte) (int, error) {
 		p.s.sf.AddTXMapping(p.dsn+uint64(p.off+len(chunk)-len(rest)), k, partial, extend)
 		rest = rest[k:]
 	}
-	if !p.resend {
-		p.c.sendBuf.append(chunk)
-	}
+	p.c.sendBuf.append(chunk)
 	p.off += n
 	return n, nil
 }
@@ -976,7 +1074,7 @@ func (c *Conn) Close() error {
 	close(c.doneCh)
 
 	switch {
-	case c.plain || c.fellBack():
+	case c.fellBack():
 		if linger0 || c.unreadData() {
 			c.abortSubflows()
 		} else {
@@ -1092,13 +1190,16 @@ func (c *Conn) queueWork(w uint32) {
 func (c *Conn) doWork() {
 	c.queued.Store(false)
 	w := c.work.Swap(0)
+	c.stateMu.Lock()
+	removed := c.removed
+	c.stateMu.Unlock()
+	if removed {
+		// Timers and events that fire after the connection left the stack
+		// have nothing to act on: no segment may go out on its subflows.
+		return
+	}
 	if w&workAbort != 0 {
-		c.stateMu.Lock()
-		done := c.removed
-		c.stateMu.Unlock()
-		if !done {
-			c.abort()
-		}
+		c.abort()
 		return
 	}
 	if w&workReset != 0 {
@@ -1108,6 +1209,15 @@ func (c *Conn) doWork() {
 		c.abortSubflows()
 		c.st.removeConn(c)
 		return
+	}
+	if w&workFallback != 0 {
+		c.finishFallback()
+		c.stateMu.Lock()
+		removed = c.removed
+		c.stateMu.Unlock()
+		if removed {
+			return
+		}
 	}
 	if w&workDrain != 0 {
 		c.drain()
@@ -1217,6 +1327,16 @@ func (d *deadline) done() <-chan struct{} {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.ch
+}
+
+// expired reports whether the deadline has passed.
+func (d *deadline) expired() bool {
+	select {
+	case <-d.done():
+		return true
+	default:
+		return false
+	}
 }
 
 func (d *deadline) set(t time.Time) {

@@ -36,8 +36,8 @@ type Counters struct {
 	MPRstTx                 atomic.Uint64
 	MPRstRx                 atomic.Uint64
 	MPCurrEstab             atomic.Uint64 // connections established with MPTCP now open (a gauge)
-	DssFallback             atomic.Uint64 // fell back: data without DSS (options stripped)
-	MPCapableDataFallback   atomic.Uint64 // initiator fell back: peer data without DSS before our keys were confirmed
+	DssFallback             atomic.Uint64 // fell back: data, or an acknowledgment of ours, without DSS (options stripped)
+	MPCapableDataFallback   atomic.Uint64 // initiator fell back: no DSS from the peer before our keys were confirmed
 
 	// umptcp-specific: not in Linux's MIB.
 	UmptcpMalformedOptions  atomic.Uint64 // MPTCP options that matched no variant (ignored)
@@ -49,6 +49,9 @@ type Counters struct {
 	UmptcpRXMappingsDropped atomic.Uint64 // received mappings over the per-subflow limit
 	UmptcpChecksumPresence  atomic.Uint64 // DSS checksum present without negotiation, or missing with it
 	UmptcpOptionsNoRoom     atomic.Uint64 // MPTCP options that could not fit next to TCP's
+	UmptcpWindowProbes      atomic.Uint64 // data-level window probes sent (a duplicate byte asking for the DATA_ACK)
+	UmptcpAckedBytesTrimmed atomic.Uint64 // retransmitted bytes dropped because the peer had acknowledged them
+	UmptcpDroppedAfterReset atomic.Uint64 // segments not sent on a subflow the peer reset
 }
 
 // Snapshot returns every counter by name, prefixed with "MPTcpExt" for the

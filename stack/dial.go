@@ -86,28 +86,49 @@ func (s *Stack) dial(ctx context.Context, remote netip.AddrPort) (*Conn, error) 
 	local := fromFull(la)
 
 	key, token, err := s.newKey()
-	if err != nil {
+	plainTCP := errors.Is(err, errNoUniqueToken)
+	if err != nil && !plainTCP {
 		ep.Close()
 		return nil, err
 	}
 	c := newConn(s, subflow.Initiator, local, remote, key, token)
+	if plainTCP {
+		// No token, no MPTCP: the SYN goes out without MP_CAPABLE (no flow
+		// for the shim) and the connection is TCP (Linux:
+		// MPTcpExtMPFallbackTokenInit).
+		c.plain.Store(true)
+		c.fallback.Store(uint32(subflow.FallbackNoToken))
+	}
 	if !s.addConn(c) {
 		ep.Close()
-		s.releaseToken(token)
+		if !plainTCP {
+			s.releaseToken(token)
+		}
 		return nil, net.ErrClosed
 	}
-	sf := subflow.New(subflow.Config{Role: subflow.Initiator, LocalKey: key, WantChecksum: s.cfg.Checksum,
-		MaxRXMappings: s.cfg.MaxRXMappings})
-	f := newFlow(local, remote, sf)
-	f.token = token
-	f.conn.Store(c)
-	if !s.flows.add(f) {
-		ep.Close()
-		s.removeConn(c)
-		return nil, fmt.Errorf("umptcp: 4-tuple %s-%s in use", local, remote)
+	var sf *subflow.Subflow
+	var f *flow
+	sb := &sub{}
+	if !plainTCP {
+		sf = subflow.New(subflow.Config{Role: subflow.Initiator, LocalKey: key, WantChecksum: s.cfg.Checksum,
+			MaxRXMappings: s.cfg.MaxRXMappings})
+		f = newFlow(local, remote, sf)
+		f.token = token
+		f.conn.Store(c)
+		if !s.flows.add(f) {
+			ep.Close()
+			s.removeConn(c)
+			return nil, fmt.Errorf("umptcp: 4-tuple %s-%s in use", local, remote)
+		}
+		sb.flow, sb.sf = f, sf
 	}
-	sb := &sub{flow: f, sf: sf}
 	c.addSub(sb)
+	forget := func() {
+		s.removeConn(c)
+		if f != nil {
+			s.flows.remove(f)
+		}
+	}
 
 	entry, ch := waiter.NewChannelEntry(waiter.WritableEvents | waiter.EventHUp | waiter.EventErr)
 	wq.EventRegister(&entry)
@@ -117,8 +138,7 @@ func (s *Stack) dial(ctx context.Context, remote netip.AddrPort) (*Conn, error) 
 		select {
 		case <-ctx.Done():
 			ep.Abort()
-			s.removeConn(c)
-			s.flows.remove(f)
+			forget()
 			return nil, ctx.Err()
 		case <-ch:
 		}
@@ -126,14 +146,19 @@ func (s *Stack) dial(ctx context.Context, remote netip.AddrPort) (*Conn, error) 
 	}
 	if terr != nil {
 		ep.Close()
-		s.removeConn(c)
-		s.flows.remove(f)
+		forget()
 		return nil, connectError(terr)
 	}
-	c.attach(sb, ep, &wq)
-	if r := sf.Fallback(); r != subflow.NoFallback {
-		c.onFallback(r)
+	if sf != nil {
+		if r := sf.Fallback(); r != subflow.NoFallback {
+			// TCP from the handshake on: no mapping will ever come, so the
+			// reader and writer take the plain path (no fallback of data
+			// to count later). Set before anyone else can see c.
+			c.plain.Store(true)
+			c.onFallback(r)
+		}
 	}
+	c.attach(sb, ep, &wq)
 	return c, nil
 }
 

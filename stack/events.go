@@ -43,6 +43,21 @@ func (s *Stack) handleEvents(f *flow, c *Conn, v *tcpView, seg subflow.Segment, 
 	if c == nil {
 		return
 	}
+	if ev.AckWithoutDSS && !c.fellBack() && c.canFallback() {
+		// §3.7: our data was acknowledged without a DSS: the peer will not
+		// send DATA_ACKs (it fell back, or a middlebox strips them), and
+		// waiting for them would block our sender and our DATA_FIN for
+		// good. Linux does this only before the subflow is fully
+		// established (check_fully_established); later it waits for the
+		// peer's data without DSS, which a one-way transfer never sends.
+		// Counted as Linux counts a missing DSS.
+		if f.sf.Role() == subflow.Initiator && !f.sf.FullyEstablished() {
+			ctr.MPCapableDataFallback.Add(1)
+		} else {
+			ctr.DssFallback.Add(1)
+		}
+		c.onFallback(subflow.FallbackNoDSS)
+	}
 	if ev.HasDataAck {
 		c.onDataAck(ev.DataAck, uint64(seg.Window)<<f.peerWindowShift())
 	}
@@ -78,6 +93,9 @@ func (s *Stack) handleEvents(f *flow, c *Conn, v *tcpView, seg subflow.Segment, 
 	if ev.HasReset {
 		ctr.MPRstRx.Add(1)
 		c.onPeerReset(f, ev.ResetReason, ev.ResetFlags)
+	}
+	if seg.Flags&subflow.FlagRST != 0 && f.peerReset.Load() && !ev.FastClose {
+		c.onSubflowReset(f)
 	}
 	if ev.HasMPFail {
 		ctr.MPFailRx.Add(1)

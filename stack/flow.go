@@ -27,6 +27,10 @@ type flow struct {
 	// field is scaled only if both SYNs carried the option (RFC 7323 §2.2).
 	ourWS, peerWS atomic.Int32
 
+	// peerReset: the peer reset the subflow with a RST TCP accepts; the
+	// shim sends nothing more on it.
+	peerReset atomic.Bool
+
 	// mssSeen is the largest payload of a plain (non-GSO) segment sent on
 	// the subflow.
 	mssSeen atomic.Int32
@@ -40,6 +44,16 @@ func newFlow(local, remote netip.AddrPort, sf *subflow.Subflow) *flow {
 }
 
 func (f *flow) retire(now time.Time) { f.retired.Store(now.UnixNano()) }
+
+// ourWindowShift is the scale of the window we advertise (RFC 7323 §2.2:
+// only when both SYNs carried the option).
+func (f *flow) ourWindowShift() uint {
+	o, p := f.ourWS.Load(), f.peerWS.Load()
+	if o < 0 || p < 0 {
+		return 0
+	}
+	return uint(min(o, 14))
+}
 
 func (f *flow) peerWindowShift() uint {
 	o, p := f.ourWS.Load(), f.peerWS.Load()

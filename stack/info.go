@@ -67,7 +67,13 @@ func (c *Conn) Info() Info {
 	if rk := c.remoteKey.Load(); rk != 0 {
 		in.RemoteToken = options.Token(rk)
 	}
-	if !c.plain {
+	if c.plain.Load() {
+		// No data sequence numbers: the counts are of the TCP stream.
+		_, idsn := options.TokenIDSN(c.localKey)
+		in.BytesSent = in.SndNxt - (idsn + 1)
+		in.BytesAcked = in.SndUna - (idsn + 1)
+		in.BytesReceived = in.RcvNxt
+	} else {
 		_, idsn := options.TokenIDSN(c.localKey)
 		base := idsn + 1
 		in.BytesSent = in.SndNxt - base
@@ -102,6 +108,11 @@ func (c *Conn) Info() Info {
 			st := s.sf.Stats()
 			si.BytesSent, si.BytesRetrans, si.BytesAcked, si.BytesReceived = st.BytesSent, st.BytesRetrans, st.BytesAcked, st.BytesReceived
 			si.SegmentsSplit = st.SegmentsSplit
+		} else {
+			// A listener's plain TCP connection has no subflow state: its
+			// one subflow carried what the connection did (retransmissions
+			// not counted).
+			si.BytesSent, si.BytesAcked, si.BytesReceived = in.BytesSent, in.BytesAcked, in.BytesReceived
 		}
 		if s.ep != nil {
 			var ti tcpip.TCPInfoOption

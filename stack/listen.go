@@ -175,7 +175,7 @@ func (s *Stack) accepted(ep tcpip.Endpoint, wq *waiter.Queue) (*Conn, error) {
 		reason = f.sf.Fallback()
 	}
 	c := newConn(s, subflow.Responder, local, remote, 0, 0)
-	c.plain = true
+	c.plain.Store(true)
 	c.fallback.Store(uint32(reason))
 	if !s.addConn(c) {
 		return nil, net.ErrClosed

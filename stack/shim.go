@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -229,6 +230,13 @@ func (sh *shim) outbound(pkt *stack.PacketBuffer, b *txBatch, origin int) {
 		b.push(pkt.IncRef(), origin)
 		return
 	}
+	if f.peerReset.Load() {
+		// The peer reset this subflow: nothing more goes out on it, least
+		// of all a RST answering its RST (RFC 9293 §3.10.7.4), which
+		// aborting the endpoint would send.
+		sh.st.counters.UmptcpDroppedAfterReset.Add(1)
+		return
+	}
 	seg := v.segment()
 	if seg.Flags&subflow.FlagSYN != 0 {
 		f.ourWS.Store(findWindowScale(v.tcp.Options()))
@@ -248,7 +256,7 @@ func (sh *shim) outbound(pkt *stack.PacketBuffer, b *txBatch, origin int) {
 		b.push(pkt.IncRef(), origin)
 		return
 	}
-	sh.countTX(sent)
+	sh.countTX(f, sent)
 	if split == 0 {
 		if sh.inPlace && sh.growInPlace(pkt, &v, mp) {
 			b.push(pkt.IncRef(), origin)
@@ -258,18 +266,39 @@ func (sh *shim) outbound(pkt *stack.PacketBuffer, b *txBatch, origin int) {
 		return
 	}
 	// The payload spans mappings: one segment per mapping (DESIGN.md).
+	// A negative split drops bytes the peer acknowledged already.
 	off := 0
-	for split > 0 && off+split < v.payload {
-		sh.st.counters.UmptcpSegmentsSplit.Add(1)
-		flags := seg.Flags &^ (subflow.FlagFIN | subflow.FlagPSH)
-		b.push(sh.rebuild(pkt, &v, mp, off, split, flags), origin)
-		off += split
+	for {
+		if split < 0 {
+			k := min(-split, v.payload-off)
+			sh.st.counters.UmptcpAckedBytesTrimmed.Add(uint64(k))
+			off += k
+			if off == v.payload {
+				if seg.Flags&subflow.FlagFIN == 0 {
+					return // all acknowledged: nothing to send
+				}
+				// A FIN after acknowledged bytes: it goes alone.
+				rest := seg
+				rest.Seq, rest.PayloadLen, rest.Rest = seg.Seq+uint32(off), 0, true
+				mp, _, sent = f.sf.Outgoing(buf[:0], rest, cs)
+				sh.countTX(f, sent)
+				b.push(sh.rebuild(pkt, &v, mp, off, 0, seg.Flags), origin)
+				return
+			}
+		} else if split > 0 && off+split < v.payload {
+			sh.st.counters.UmptcpSegmentsSplit.Add(1)
+			flags := seg.Flags &^ (subflow.FlagFIN | subflow.FlagPSH)
+			b.push(sh.rebuild(pkt, &v, mp, off, split, flags), origin)
+			off += split
+		} else {
+			break
+		}
 		rest := seg
 		rest.Seq = seg.Seq + uint32(off)
 		rest.PayloadLen = v.payload - off
 		rest.Rest = true
 		mp, split, sent = f.sf.Outgoing(buf[:0], rest, cs)
-		sh.countTX(sent)
+		sh.countTX(f, sent)
 	}
 	b.push(sh.rebuild(pkt, &v, mp, off, v.payload-off, seg.Flags), origin)
 }
@@ -281,10 +310,18 @@ func (f *flow) connState() subflow.ConnState {
 	return subflow.ConnState{}
 }
 
-// countTX bumps the counters of the options about to be sent.
-func (sh *shim) countTX(sent subflow.Sent) {
+// countTX bumps the counters of the options about to be sent on f, and
+// tells f's connection when they make it plain TCP.
+func (sh *shim) countTX(f *flow, sent subflow.Sent) {
 	if sent == 0 {
 		return
+	}
+	if sent&subflow.SentInfiniteMapping != 0 {
+		// The subflow is plain TCP from this segment on; so is the
+		// connection (§3.7).
+		if conn := f.conn.Load(); conn != nil {
+			conn.onFallback(subflow.FallbackChecksum)
+		}
 	}
 	c := &sh.st.counters
 	if sent&subflow.SentCapableSYN != 0 {
@@ -651,6 +688,10 @@ func (sh *shim) inbound(pkt *stack.PacketBuffer) {
 	if seg.Flags&subflow.FlagACK != 0 {
 		f.sf.Acked(seg.Ack)
 	}
+	if seg.Flags&subflow.FlagRST != 0 && f.sf.AcceptableRST(seg.Seq, f.ourWindowShift()) {
+		f.sf.MarkReset()
+		f.peerReset.Store(true)
+	}
 	sh.st.handleEvents(f, c, &v, seg, &ev)
 }
 
@@ -660,9 +701,19 @@ func (sh *shim) inbound(pkt *stack.PacketBuffer) {
 // TCP's peer treats it as a duplicate ACK at worst.
 func (sh *shim) sendPureACK(f *flow) bool {
 	seg, ok := f.sf.PureACK()
-	if !ok {
+	if !ok || !sh.sendSynthesised(f, seg, nil) {
 		return false
 	}
+	sh.st.counters.UmptcpPureACKsSent.Add(1)
+	return true
+}
+
+// sendSynthesised builds seg, an ACK with data as payload, with the
+// options Outgoing gives it, and writes it to the link. It reports false
+// when there were no options to send or the link refused.
+func (sh *shim) sendSynthesised(f *flow, seg subflow.Segment, data []byte) bool {
+	payload := len(data)
+	seg.PayloadLen = 0 // options for the header only: a probe's byte has no mapping
 	var buf [options.MaxTCPOptionsLen]byte
 	mp, _, sent := f.sf.Outgoing(buf[:0], seg, f.connState())
 	if len(mp) == 0 {
@@ -681,14 +732,18 @@ func (sh *shim) sendPureACK(f *flow) bool {
 	if err != nil {
 		return false
 	}
-	sh.countTX(sent)
+	sh.countTX(f, sent)
 	tcpLen := header.TCPMinimumSize + len(area)
 	ipLen := header.IPv4MinimumSize
 	v6 := !f.local.Addr().Is4()
 	if v6 {
 		ipLen = header.IPv6MinimumSize
 	}
-	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{ReserveHeaderBytes: int(sh.child.MaxHeaderLength()) + ipLen + tcpLen})
+	opts := stack.PacketBufferOptions{ReserveHeaderBytes: int(sh.child.MaxHeaderLength()) + ipLen + tcpLen}
+	if payload > 0 {
+		opts.Payload = buffer.MakeWithData(data)
+	}
+	pkt := stack.NewPacketBuffer(opts)
 	defer pkt.DecRef()
 	th := header.TCP(pkt.TransportHeader().Push(tcpLen))
 	th.Encode(&header.TCPFields{
@@ -701,14 +756,14 @@ func (sh *shim) sendPureACK(f *flow) bool {
 	nh := pkt.NetworkHeader().Push(ipLen)
 	if v6 {
 		header.IPv6(nh).Encode(&header.IPv6Fields{
-			PayloadLength: uint16(tcpLen), TransportProtocol: header.TCPProtocolNumber, HopLimit: 64,
+			PayloadLength: uint16(tcpLen + payload), TransportProtocol: header.TCPProtocolNumber, HopLimit: 64,
 			SrcAddr: toTCPIP(src), DstAddr: toTCPIP(dst),
 		})
 		pkt.NetworkProtocolNumber = header.IPv6ProtocolNumber
 	} else {
 		ip := header.IPv4(nh)
 		ip.Encode(&header.IPv4Fields{
-			TotalLength: uint16(ipLen + tcpLen), Flags: header.IPv4FlagDontFragment, TTL: 64,
+			TotalLength: uint16(ipLen + tcpLen + payload), Flags: header.IPv4FlagDontFragment, TTL: 64,
 			Protocol: uint8(header.TCPProtocolNumber), SrcAddr: toTCPIP(src), DstAddr: toTCPIP(dst),
 		})
 		ip.SetChecksum(^ip.CalculateChecksum())
@@ -719,13 +774,13 @@ func (sh *shim) sendPureACK(f *flow) bool {
 	if !v6 {
 		sb, db = sb[12:], db[12:]
 	}
-	th.SetChecksum(^checksum.Combine(pseudoSum(sb, db, tcpLen), checksum.Checksum(th, 0)))
+	sum := checksum.Combine(pseudoSum(sb, db, tcpLen+payload), checksum.Checksum(th, 0))
+	th.SetChecksum(^checksum.Combine(sum, checksum.Checksum(data, 0)))
 
 	var list stack.PacketBufferList
 	list.PushBack(pkt)
 	if _, err := sh.child.WritePackets(list); err != nil {
 		return false
 	}
-	sh.st.counters.UmptcpPureACKsSent.Add(1)
 	return true
 }

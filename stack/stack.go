@@ -313,7 +313,8 @@ func (s *Stack) newKey() (uint64, uint32, error) {
 		}
 		token := options.Token(key)
 		s.mu.Lock()
-		if _, used := s.tokens[token]; !used {
+		// Token 0 marks a connection without one (removeConn).
+		if _, used := s.tokens[token]; !used && token != 0 {
 			s.tokens[token] = struct{}{}
 			s.mu.Unlock()
 			return key, token, nil
@@ -321,8 +322,12 @@ func (s *Stack) newKey() (uint64, uint32, error) {
 		s.mu.Unlock()
 	}
 	s.counters.MPFallbackTokenInit.Add(1)
-	return 0, 0, errors.New("umptcp: no unique token found")
+	return 0, 0, errNoUniqueToken
 }
+
+// errNoUniqueToken: newKey found no key whose token is unused (§3.2). A
+// dial then connects with plain TCP, as Linux does.
+var errNoUniqueToken = errors.New("umptcp: no unique token found")
 
 func (s *Stack) releaseToken(t uint32) {
 	s.mu.Lock()
@@ -366,12 +371,31 @@ func (s *Stack) removeConn(c *Conn) {
 
 // sendPureACK sends an option-only ACK on a subflow through its link.
 func (s *Stack) sendPureACK(f *flow) bool {
-	for _, sh := range s.shims {
-		if sh.owns(f) {
-			return sh.sendPureACK(f)
-		}
+	if sh := s.shimOf(f); sh != nil {
+		return sh.sendPureACK(f)
 	}
 	return false
+}
+
+// sendProbe sends the window probe seg (Subflow.Probe) on f, with data as
+// its payload.
+func (s *Stack) sendProbe(f *flow, seg subflow.Segment, data []byte) bool {
+	sh := s.shimOf(f)
+	if sh == nil || !sh.sendSynthesised(f, seg, data) {
+		return false
+	}
+	s.counters.UmptcpWindowProbes.Add(1)
+	return true
+}
+
+// shimOf returns the shim of the NIC that has f's local address, or nil.
+func (s *Stack) shimOf(f *flow) *shim {
+	for _, sh := range s.shims {
+		if sh.owns(f) {
+			return sh
+		}
+	}
+	return nil
 }
 
 // owns reports whether the shim's NIC has the flow's local address.

@@ -40,6 +40,11 @@ type Events struct {
 	ChecksumMismatch bool
 	InfiniteMapping  bool
 
+	// AckWithoutDSS: the peer acknowledged our data with neither a DSS nor
+	// an MP_CAPABLE: the path strips our options or the peer fell back
+	// (§3.7: "the sender determines that the path is not MPTCP capable").
+	AckWithoutDSS bool
+
 	FastClose    bool // MP_FASTCLOSE with our key (§3.5)
 	BadFastClose bool // MP_FASTCLOSE with another key: ignored
 	HasReset     bool // MP_TCPRST on a RST
@@ -97,7 +102,11 @@ func (s *Subflow) Incoming(seg Segment, opts *options.Segment, refs Refs) (ev Ev
 	if f := opts.Find(options.SubtypeMPFail); f != nil {
 		ev.HasMPFail, ev.MPFailDSN = true, f.MPFail().DSN
 	}
-	if o := opts.Find(options.SubtypeDSS); o != nil {
+	o := opts.Find(options.SubtypeDSS)
+	if o == nil && seg.Flags&FlagACK != 0 && s.acksData(seg.Ack) && opts.Find(options.SubtypeMPCapable) == nil {
+		ev.AckWithoutDSS = true
+	}
+	if o != nil {
 		s.incomingDSS(seg, o.DSS(), refs, &ev)
 	} else if s.role == Responder && seg.PayloadLen > 0 {
 		// The initiator repeats MP_CAPABLE on its first data until it sees
@@ -110,6 +119,31 @@ func (s *Subflow) Incoming(seg Segment, opts *options.Segment, refs Refs) (ev Ev
 		}
 	}
 	return ev
+}
+
+// acksData reports whether ack acknowledges data we sent (not just our
+// SYN) and no more than we sent.
+func (s *Subflow) acksData(ack uint32) bool {
+	if !s.issOK {
+		return false
+	}
+	rel := ack - s.iss
+	return options.SubflowSeq(1).LessThan(options.SubflowSeq(rel)) &&
+		options.SubflowSeq(rel).LessThanEq(options.SubflowSeq(s.sndWritten+1))
+}
+
+// AcceptableRST reports whether TCP takes a RST at sequence number seq: it
+// falls in the receive window we last advertised (RFC 9293 §3.10.7.4),
+// shift being our window scale. A blind RST outside it must not stop the
+// subflow.
+func (s *Subflow) AcceptableRST(seq uint32, shift uint) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.lastTX.valid || !s.lastTX.ackFlagSet {
+		return false
+	}
+	wnd := max(uint32(s.lastTX.window)<<shift, 1)
+	return options.SubflowSeq(seq).InWindow(options.SubflowSeq(s.lastTX.ack), wnd)
 }
 
 // capableMapping records the mapping an MP_CAPABLE with data carries: its
@@ -287,7 +321,12 @@ func (s *Subflow) installInfinite(ssn uint32, dsn uint64) {
 		dsn += uint64(s.rcvRead - ssn)
 		ssn = s.rcvRead
 	}
-	// The infinite mapping replaces every mapping at or after ssn.
+	// The infinite mapping replaces every mapping at or after ssn; one
+	// that straddles ssn keeps only its bytes before it.
+	if m := s.rx.find(ssn); m != nil && m.SSN != ssn {
+		m.Len = ssn - m.SSN
+		m.DataFIN = false
+	}
 	for i := 0; i < s.rx.count; i++ {
 		if !options.SubflowSeq(s.rx.at(i).SSN).LessThan(options.SubflowSeq(ssn)) {
 			for j := i; j < s.rx.count; j++ {

@@ -33,6 +33,9 @@ type txTable struct {
 	head  int
 	count int
 	hint  int // index (from head) of the mapping find returned last
+	// released is the last mapping ackedTo dropped: it still tells the
+	// DSN of the last acknowledged bytes (for a window probe).
+	released TXMapping
 }
 
 func (t *txTable) len() int { return t.count }
@@ -101,6 +104,7 @@ func (t *txTable) ackedTo(una uint32) {
 		if options.SubflowSeq(una).LessThan(options.SubflowSeq(m.End())) {
 			return
 		}
+		t.released = *m
 		*m = TXMapping{}
 		t.head = (t.head + 1) % len(t.ring)
 		t.count--

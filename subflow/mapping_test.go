@@ -105,7 +105,9 @@ func TestTXTableRing(t *testing.T) {
 }
 
 func TestRXTableAdd(t *testing.T) {
-	mk := func(ssn uint32, dsn uint64, l uint32) RXMapping { return RXMapping{SSN: ssn, DSN: dsn, Len: l, WireLen: uint16(l)} }
+	mk := func(ssn uint32, dsn uint64, l uint32) RXMapping {
+		return RXMapping{SSN: ssn, DSN: dsn, Len: l, WireLen: uint16(l)}
+	}
 	rx := rxTable{limit: 4}
 	steps := []struct {
 		name     string

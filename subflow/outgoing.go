@@ -38,11 +38,11 @@ type ConnState struct {
 // carry data from dsn on; partial is their one's-complement sum (see
 // options.PartialSum), kept for the DSS checksum. It must be called before
 // TCP can send the bytes. With extend set, the bytes are appended to the
-// last mapping, which is only allowed while TCP cannot have sent any of it
-// yet (within one write): every segment of a mapping must carry it
-// unchanged (§3.3.1). The caller keeps mappings within MaxMappingLen
-// (MappingRoom says how much the last one takes): the checksum of bytes
-// cut in two could not be split.
+// last mapping when they continue it, which is only allowed while TCP
+// cannot have sent any of it (within one write, or LastMappingUnsent):
+// every segment of a mapping must carry it unchanged (§3.3.1). The caller
+// keeps mappings within MaxMappingLen (MappingRoom says how much the last
+// one takes): the checksum of bytes cut in two could not be split.
 func (s *Subflow) AddTXMapping(dsn uint64, n int, partial uint16, extend bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -60,6 +60,26 @@ func (s *Subflow) AddTXMapping(dsn uint64, n int, partial uint16, extend bool) {
 	m.Sum.AddPartial(partial, n)
 	s.tx.push(m)
 	s.sndWritten += uint32(n)
+}
+
+// LastMappingUnsent reports whether the last mapping exists and TCP has
+// sent none of its bytes yet (no segment carrying them has passed
+// Outgoing): a write that continues it can then extend it rather than
+// start a mapping of its own. Small writes queued faster than TCP sends
+// them thus share one mapping, and TCP's segments that coalesce them need
+// not be cut at every write's boundary (Linux collapses unsent writes the
+// same way).
+func (s *Subflow) LastMappingUnsent() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	last := s.tx.last()
+	if last == nil || !s.issOK {
+		return false
+	}
+	if !s.lastTX.valid {
+		return true
+	}
+	return !options.SubflowSeq(last.SSN).LessThan(options.SubflowSeq(s.lastTX.seqNext - s.iss))
 }
 
 // MappingRoom returns how many more bytes the last mapping can take.
@@ -114,6 +134,10 @@ const (
 // and returns them. When the segment's payload spans two mappings, split is
 // the number of its payload bytes the returned options cover: the caller
 // must send those bytes as a segment of their own and ask again for the rest.
+// A negative split says that the first -split payload bytes (perhaps all)
+// were acknowledged by the peer already and their mapping released (TCP
+// retransmits from a view older than the ACK the shim saw): the caller
+// drops them, sends nothing for them, and asks again for the rest.
 func (s *Subflow) Outgoing(dst []byte, seg Segment, c ConnState) (opts []byte, split int, sent Sent) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -130,6 +154,7 @@ func (s *Subflow) Outgoing(dst []byte, seg Segment, c ConnState) (opts []byte, s
 
 func (s *Subflow) outgoing(dst []byte, seg Segment, c ConnState) (opts []byte, split int) {
 	if seg.Flags&FlagRST != 0 {
+		s.reset = true
 		return s.resetOptions(dst, c), 0
 	}
 	if s.fallback != NoFallback {
@@ -148,8 +173,11 @@ func (s *Subflow) outgoing(dst []byte, seg Segment, c ConnState) (opts []byte, s
 	// the third ACK (length 20) and, while unconfirmed, on the first data
 	// segment and its retransmissions (length 22/24), which carry the
 	// first mapping: DSN = IDSN+1, subflow sequence 1 (§3.1). Linux does
-	// the same for segments that start at ISN+1 (mptcp_established_options_mp).
-	if s.role == Initiator && !s.fullyEstablished && rel == 1 {
+	// the same for segments that start at ISN+1 (mptcp_established_options_mp),
+	// except that a DATA_FIN or a FIN takes precedence: the segment then
+	// carries a DSS, or the DATA_FIN would never be on the wire.
+	if s.role == Initiator && !s.fullyEstablished && rel == 1 && !c.DataFIN && seg.Flags&FlagFIN == 0 &&
+		(seg.PayloadLen == 0 || s.tx.find(1) != nil) {
 		return s.capableACK(dst, seg)
 	}
 	return s.dssOptions(dst, seg, rel, c)
@@ -218,12 +246,24 @@ func (s *Subflow) dssOptions(dst []byte, seg Segment, rel uint32, c ConnState) (
 	// option still fits next to timestamps (12 + 28 bytes).
 	if c.DataAckOK {
 		d.HasAck, d.Ack64, d.DataAck = true, true, s.dataAck(seg.Ack, c.DataAck)
+		// A cumulative acknowledgment never goes back (§3.3.2), even when
+		// the unread data it covered is not mapped contiguously any more.
+		if s.sentDataAckV && int64(d.DataAck-s.sentDataAck) < 0 {
+			d.DataAck = s.sentDataAck
+		}
 	}
 	split := 0
 	switch {
 	case seg.PayloadLen > 0:
 		m := s.tx.find(rel)
 		if m == nil {
+			if options.SubflowSeq(rel).LessThan(options.SubflowSeq(s.sndUnaRel)) {
+				// TCP sends again bytes whose ACK the shim saw first and
+				// whose mapping it released: the caller drops them (every
+				// data segment must carry its mapping, §3.3.1; the peer
+				// has these bytes).
+				return dst, -int(min(s.sndUnaRel-rel, uint32(seg.PayloadLen)))
+			}
 			// Bytes TCP sends that no mapping covers: cannot happen when
 			// every write goes through AddTXMapping. Counted, and sent
 			// without a mapping rather than with a wrong one.
@@ -319,17 +359,53 @@ func (s *Subflow) noteTX(seg *Segment) {
 // options when TCP has nothing to send (§3.3.2: DATA_ACK and DATA_FIN must
 // reach the peer even then): the sequence number TCP would use, its last
 // acknowledgment, window and timestamps. ok is false before TCP has sent an
-// ACK on the subflow or after it fell back.
+// ACK on the subflow, after it fell back or was reset.
 func (s *Subflow) PureACK() (seg Segment, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.lastTX.valid || !s.lastTX.ackFlagSet || s.fallback != NoFallback || !s.established {
+	if !s.lastTX.valid || !s.lastTX.ackFlagSet || s.fallback != NoFallback || !s.established || s.reset {
 		return Segment{}, false
 	}
 	return Segment{
 		Flags: FlagACK, Seq: s.lastTX.seqNext, Ack: s.lastTX.ack, Window: s.lastTX.window,
 		HasTimestamp: s.lastTX.tsOK, TSVal: s.lastTX.tsVal, TSEcr: s.lastTX.tsEcr,
 	}, true
+}
+
+// Probe returns the header of a window probe the shim can synthesise to
+// make the peer send its current DATA_ACK at once: a segment ending at the
+// last byte the peer acknowledged, with TCP's last acknowledgment, window
+// and timestamps. With that byte as payload (dsn says which data byte it
+// is, when known: dsnOK) the peer's TCP drops it as a duplicate and
+// answers with an ACK straight away (Linux: tcp_data_queue's retransmission
+// case; gVisor: an out-of-window segment with data); the caller sends it
+// if it still has the byte, the same byte, so that nothing on the path
+// sees two contents for one sequence number. Without it, as an empty
+// segment (a keep-alive), which peers answer too, at a limited rate (RFC
+// 5961). Its options carry no mapping: the caller asks Outgoing for them
+// with PayloadLen 0. ok is false before the peer acknowledged any data on
+// the subflow, after a fallback or a reset.
+func (s *Subflow) Probe() (seg Segment, dsn uint64, dsnOK, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.lastTX.valid || !s.lastTX.ackFlagSet || s.fallback != NoFallback || !s.established ||
+		s.reset || !s.issOK || s.stats.BytesAcked == 0 {
+		return Segment{}, 0, false, false
+	}
+	last := s.sndUnaRel - 1
+	m := s.tx.find(last)
+	if m == nil {
+		if r := &s.tx.released; r.Len > 0 && options.SubflowSeq(last).InWindow(options.SubflowSeq(r.SSN), uint32(r.Len)) {
+			m = r
+		}
+	}
+	if m != nil {
+		dsn, dsnOK = m.DSN+uint64(last-m.SSN), true
+	}
+	return Segment{
+		Flags: FlagACK, Seq: s.iss + last, Ack: s.lastTX.ack, Window: s.lastTX.window,
+		HasTimestamp: s.lastTX.tsOK, TSVal: s.lastTX.tsVal, TSEcr: s.lastTX.tsEcr,
+	}, dsn, dsnOK, true
 }
 
 // SentDataAck returns the last DATA_ACK sent on the subflow.

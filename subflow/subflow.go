@@ -37,13 +37,17 @@ const (
 	// FallbackNoMPCOnACK: the third ACK or first data from the initiator
 	// carried no MP_CAPABLE.
 	FallbackNoMPCOnACK
-	// FallbackNoDSS: the peer's first data carried no DSS (a middlebox
-	// stripped the options).
+	// FallbackNoDSS: the peer's data, or its acknowledgment of ours,
+	// carried no DSS (a middlebox stripped the options, or the peer fell
+	// back).
 	FallbackNoDSS
 	// FallbackInfiniteMapping: the peer sent an infinite mapping.
 	FallbackInfiniteMapping
 	// FallbackChecksum: a DSS checksum failed and we fell back (MP_FAIL).
 	FallbackChecksum
+	// FallbackNoToken: no unique token could be found for a new
+	// connection (§3.2); it is TCP from the start.
+	FallbackNoToken
 )
 
 func (r FallbackReason) String() string {
@@ -62,6 +66,8 @@ func (r FallbackReason) String() string {
 		return "peer sent an infinite mapping"
 	case FallbackChecksum:
 		return "DSS checksum failure (MP_FAIL)"
+	case FallbackNoToken:
+		return "no unique token for a new connection"
 	}
 	return "unknown"
 }
@@ -104,6 +110,9 @@ type Subflow struct {
 	fullyEstablished bool
 	fallback         FallbackReason
 	peerDataSeen     bool
+	// reset: a RST left or arrived on the subflow; nothing may be
+	// synthesised on it any more (RFC 9293 §3.10.7.4: never answer a RST).
+	reset bool
 
 	tx         txTable
 	sndWritten uint32 // relative sequence number of the next byte given to TCP
@@ -201,6 +210,29 @@ func (s *Subflow) SetFallback(r FallbackReason) {
 	if s.fallback == NoFallback {
 		s.fallback = r
 	}
+}
+
+// FullyEstablished reports whether the peer has shown it holds our key
+// (§3.1): for an initiator, the first DSS acknowledging data.
+func (s *Subflow) FullyEstablished() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fullyEstablished
+}
+
+// MarkReset records that the subflow was reset, by us or by the peer: the
+// shim synthesises nothing on it from then on.
+func (s *Subflow) MarkReset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reset = true
+}
+
+// IsReset reports whether MarkReset was called or a RST was sent.
+func (s *Subflow) IsReset() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reset
 }
 
 // Checksum reports whether DSS checksums were negotiated.
