@@ -437,7 +437,7 @@ func (c *capture) reorderedSegments(t testing.TB) map[int]bool {
 	type dir struct{ src, dst netip.AddrPort }
 	type high struct {
 		ack, seq, end uint32 // highest TCP ACK, sequence number, end of data
-		ok            bool
+		ok, endOK     bool
 	}
 	highs := map[dir]*high{}
 	out := map[int]bool{}
@@ -454,7 +454,7 @@ func (c *capture) reorderedSegments(t testing.TB) map[int]bool {
 		}
 		end := p.Seq + uint32(p.PayloadLen)
 		if h.ok {
-			newData := p.PayloadLen > 0 && after(end, h.end)
+			newData := p.PayloadLen > 0 && (!h.endOK || after(end, h.end))
 			if after(h.ack, p.Ack) || (newData && after(h.seq, p.Seq)) {
 				out[p.Frame] = true
 			}
@@ -465,8 +465,9 @@ func (c *capture) reorderedSegments(t testing.TB) map[int]bool {
 		if !h.ok || after(p.Seq, h.seq) {
 			h.seq = p.Seq
 		}
-		if p.PayloadLen > 0 && (!h.ok || after(end, h.end)) {
-			h.end = end // the highest data sent, not a pure ACK's position
+		if p.PayloadLen > 0 && (!h.endOK || after(end, h.end)) {
+			// The highest data sent, not a pure ACK's position.
+			h.end, h.endOK = end, true
 		}
 		h.ok = true
 	})
