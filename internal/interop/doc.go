@@ -13,7 +13,7 @@
 //
 // # The suite
 //
-//	go test ./internal/interop/            # as root; about 1.5 minutes on 2 cores
+//	go test ./internal/interop/            # as root; 70-100 s on 2 cores
 //	go test ./internal/interop/ -bugs      # also the known umptcp bugs
 //	UMPTCP_INTEROP_PCAPS=DIR go test ...   # keep every capture in DIR
 //
@@ -31,7 +31,7 @@
 //	TestClose         orderly close in every order, half-close (case 3)
 //	TestFastClose     MP_FASTCLOSE both ways: unread data, linger 0 (case 4)
 //	TestFallback      options stripped by a middlebox, kernel without MPTCP (case 5)
-//	TestImpairedPath  2% loss (with -bugs only, for now), 100 Mbit/s (case 6)
+//	TestImpairedPath  2% loss, 100 Mbit/s (case 6)
 //	TestCaptureChecksCatch  the capture checks fail on a malformed option
 //
 // Known umptcp bugs (known_bugs_test.go) are skipped or tolerated, and

@@ -112,7 +112,7 @@ func testFastClose(t *testing.T, v6 bool, r role, fc fastCloseCase) {
 		expect(t, "umptcp", res.ours, base.with(oh).with(abortRx))
 	} else {
 		expect(t, "kernel", res.peer, base.with(kh).with(abortRx))
-		expect(t, "umptcp", res.ours, base.with(oh).with(counters{"MPFastcloseRx": 0}))
+		expect(t, "umptcp", finalACKFallback(t, s, res), base.with(oh).with(counters{"MPFastcloseRx": 0}))
 		// umptcp counts every MP_FASTCLOSE it sends, like Linux, but it also
 		// puts one on each RST that answers the kernel's segments still in
 		// flight (Linux answers those with plain RSTs): at least one.
@@ -143,29 +143,33 @@ func testFastClose(t *testing.T, v6 bool, r role, fc fastCloseCase) {
 }
 
 // checkAfterReset checks umptcp's segments once a RST crossed: nothing
-// but RSTs, and no RST in answer to the kernel's.
+// but RSTs, and no RST in answer to the kernel's. Segments that reach the
+// kernel's veth within inFlight of the RST may have left umptcp before it
+// saw the RST, and are not held against it.
 func checkAfterReset(t *testing.T, s *session, kernelAborts bool) {
 	t.Helper()
-	first := -1
+	const inFlight = time.Millisecond
+	var first segment
+	found := false
 	for _, seg := range s.caps[0].segments(t) {
-		if first < 0 {
+		if !found {
 			if seg.rst() {
-				first = seg.frame
+				first, found = seg, true
 			}
 			continue
 		}
-		if seg.src != s.oursAddr {
+		if seg.src != s.oursAddr || seg.at.Sub(first.at) < inFlight {
 			continue
 		}
 		switch {
 		case !seg.rst():
-			symptom(t, "ackAfterReset", "frame %d: umptcp sends a segment (flags %#x, %d bytes) after the RST of frame %d",
-				seg.frame, seg.flags, seg.payload, first)
+			t.Errorf("frame %d: umptcp sends a segment (flags %#x, %d bytes) %v after the RST of frame %d",
+				seg.frame, seg.flags, seg.payload, seg.at.Sub(first.at), first.frame)
 		case kernelAborts:
-			symptom(t, "rstForRST", "frame %d: umptcp answers the kernel's RST+MP_FASTCLOSE of frame %d with a RST", seg.frame, first)
+			t.Errorf("frame %d: umptcp answers the kernel's RST+MP_FASTCLOSE of frame %d with a RST", seg.frame, first.frame)
 		}
 	}
-	if first < 0 {
+	if !found {
 		t.Errorf("capture: no RST")
 	}
 }
