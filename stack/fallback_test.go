@@ -104,11 +104,11 @@ type fallbackCase struct {
 }
 
 func fallbackCases() []fallbackCase {
-	// The initiator's MPTcpExtDssFallback after a handshake fallback is
-	// checked by TestBugHandshakeFallbackCountedAsDSSFallback.
+	// A handshake fallback is counted once, as Linux counts it: not again
+	// as a DSS fallback when the first data arrives without DSS.
 	synackFallback := counterWant{
 		"MPTcpExtMPCapableSYNTX": 1, "MPTcpExtMPCapableSYNACKRX": 0, "MPTcpExtMPCapableFallbackSYNACK": 1,
-		"MPTcpExtMPCurrEstab": 0,
+		"MPTcpExtMPCurrEstab": 0, "MPTcpExtDssFallback": 0, "MPTcpExtMPCapableDataFallback": 0,
 	}
 	synackRsp := counterWant{
 		"MPTcpExtMPCapableSYNRX": 1, "MPTcpExtMPCapableACKRX": 0, "MPTcpExtMPCapableFallbackACK": 1,
@@ -237,7 +237,10 @@ func TestFallback(t *testing.T) {
 					}
 					exchangeHead(firstW, firstR, firstSt)
 					exchangeHead(secondW, secondR, secondSt)
-					toS, toC := transferFrom(cli, srv, head, n, head, n, 16<<10)
+					// Exact reads, no half-close: the end of the stream after a
+					// fallback is testBugEOFLostAfterFallback and
+					// testBugResetDiscardsReceivedData.
+					toS, toC := exchangeExact(cli, srv, head, n, head, n)
 					checkResult(t, "initiator to responder", toS, stream{1}, n)
 					checkResult(t, "responder to initiator", toC, stream{2}, n)
 
@@ -253,6 +256,12 @@ func TestFallback(t *testing.T) {
 					}
 					if ri.FallbackReason != tc.rspReason.String() {
 						t.Errorf("responder's reason %q, want %q", ri.FallbackReason, tc.rspReason.String())
+					}
+					// Info counts the bytes of a connection that fell back too.
+					for _, in := range []Info{ii, ri} {
+						if in.BytesSent != uint64(n) || in.BytesReceived != uint64(n) {
+							t.Errorf("Info after fallback: sent %d received %d, want %d each", in.BytesSent, in.BytesReceived, n)
+						}
 					}
 					checkCounters(t, "initiator's stack", p.stackOf(ini), tc.iniCtr)
 					if tc.iniEitherCount {
@@ -270,6 +279,57 @@ func TestFallback(t *testing.T) {
 					}
 				})
 			}
+		}
+	}
+}
+
+// TestFallbackOneWay strips the options of the data going one way while no
+// data comes back, in both roles: the receiver falls back on the first data
+// without DSS, and the sender learns it from the ACKs of its data, which
+// carry no DATA_ACK any more (RFC 8684 §3.7), instead of waiting for
+// DATA_ACKs forever (or probing with bytes the fallen-back receiver would
+// deliver twice). Every byte arrives intact, both ends end up plain TCP,
+// and both connections leave.
+func TestFallbackOneWay(t *testing.T) {
+	n := int64(sized(16<<20, 8, 1<<20))
+	for _, v6 := range []bool{false, true} {
+		for _, sender := range []string{"initiator", "responder"} {
+			t.Run(fmt.Sprintf("v6=%v/sender=%s", v6, sender), func(t *testing.T) {
+				noLeaks(t)
+				p := newTPair(t, pairOpts{v6: v6, noRecord: true})
+				dir := emu.AToB
+				if sender == "responder" {
+					dir = emu.BToA
+				}
+				p.link.Update(dir, func(c *emu.Config) { c.Strip = emu.StripData })
+				cli, srv := connect(t, p.pair, 'a', 4601)
+				w, r := cli, srv
+				if sender == "responder" {
+					w, r = srv, cli
+				}
+				// Exact read, no EOF: see testBugEOFLostAfterFallback.
+				done := make(chan error, 1)
+				go func() {
+					ck := newChecker(stream{1}, n)
+					_, err := io.CopyN(ck, onlyReader{r}, n)
+					if err == nil && ck.bad >= 0 {
+						err = fmt.Errorf("wrong byte at offset %d", ck.bad)
+					}
+					done <- err
+				}()
+				if _, err := io.Copy(onlyWriter{w}, stream{1}.reader(n)); err != nil {
+					t.Errorf("sender: %v", err)
+				}
+				if err := <-done; err != nil {
+					t.Errorf("receiver: %v", err)
+				}
+				if cli.MultipathTCP() || srv.MultipathTCP() {
+					t.Errorf("still MPTCP: initiator %v\nresponder %v", cli.Info(), srv.Info())
+				}
+				cli.Close()
+				srv.Close()
+				waitConnsGone(t, p.a, p.b)
+			})
 		}
 	}
 }

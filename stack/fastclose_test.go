@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"testing"
+	"time"
 
+	"github.com/umptcp/umptcp/emu"
 	"github.com/umptcp/umptcp/options"
 )
 
@@ -117,8 +119,8 @@ func TestFastClose(t *testing.T) {
 // TestFastCloseWrongKeyIgnored changes the key in an MP_FASTCLOSE on its
 // way: the peer must not act on it (RFC 8684 §5: only with our key) and
 // counts it; the RST still resets the subflow, so the peer sees a plain
-// reset, not ErrFastClosed. (That the peer's connection then lingers after
-// Close is testBugResetConnLingers.)
+// reset, not ErrFastClosed, and the connection, whose only subflow is gone,
+// fails and leaves the stack (see TestResetWithoutFastClose).
 func TestFastCloseWrongKeyIgnored(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
 		t.Run(fmt.Sprintf("v6=%v", v6), func(t *testing.T) {
@@ -143,6 +145,36 @@ func TestFastCloseWrongKeyIgnored(t *testing.T) {
 			}
 			checkCounters(t, "peer's stack", p.stackOf(other(side)), counterWant{"MPTcpExtMPFastcloseRx": 0, "UmptcpBadFastClose": 1})
 			peer.Close()
+			waitConnsGone(t, p.a, p.b)
 		})
+	}
+}
+
+// TestResetWithoutFastClose resets the only subflow of a connection with a
+// RST that carries no MPTCP option (a peer that lost its state, a
+// middlebox), in both roles: the peer's Read fails, MultipathTCP turns
+// false, and after Close the connection leaves the stack at once, not
+// after CloseTimeout (set to an hour here), as Linux's MPTCP socket takes
+// the error of its last subflow.
+func TestResetWithoutFastClose(t *testing.T) {
+	for _, closerIsInitiator := range []bool{true, false} {
+		for _, v6 := range []bool{false, true} {
+			t.Run(fmt.Sprintf("closer-initiator=%v/v6=%v", closerIsInitiator, v6), func(t *testing.T) {
+				noLeaks(t)
+				p := newTPair(t, pairOpts{v6: v6, a: Config{CloseTimeout: time.Hour}, b: Config{CloseTimeout: time.Hour}})
+				closer, peer, side := fastCloseSetup(t, p, closerIsInitiator)
+				p.link.Update(dirOf(side), func(c *emu.Config) { c.Strip = emu.StripAll })
+				closer.SetLinger(0)
+				closer.Close()
+				if _, err := peer.Read(make([]byte, 1)); err == nil || errors.Is(err, ErrFastClosed) {
+					t.Errorf("peer's Read after a plain reset: %v", err)
+				}
+				if peer.MultipathTCP() {
+					t.Errorf("MultipathTCP true on a connection whose only subflow was reset")
+				}
+				peer.Close()
+				waitConnsGone(t, p.a, p.b)
+			})
+		}
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+
 	"github.com/umptcp/umptcp/emu"
 )
 
@@ -47,7 +49,9 @@ func TestTransferBulk(t *testing.T) {
 
 // TestTransferSmallWrites writes in many small pieces of random sizes (1
 // to 300 bytes), both ways at once, so that mappings are tiny and many;
-// every byte arrives, in order.
+// every byte arrives, in order, and the receiving gVisor endpoints drop no
+// segment (the shim must not cut TCP's coalesced segments at every write:
+// the flood of tiny segments overflowed the receiver's segment queue).
 func TestTransferSmallWrites(t *testing.T) {
 	n := sized(1<<20, 4, 128<<10)
 	for _, v6 := range []bool{false, true} {
@@ -94,12 +98,29 @@ func TestTransferSmallWrites(t *testing.T) {
 				if !cli.MultipathTCP() || !srv.MultipathTCP() {
 					t.Errorf("fell back: %v / %v", cli.Info(), srv.Info())
 				}
+				for _, c := range []*Conn{cli, srv} {
+					if d := segmentQueueDropped(c); d != 0 {
+						t.Errorf("%d segments dropped by a receiving endpoint on a lossless link (segments split by the shim: a %d, b %d)",
+							d, p.a.Counters().UmptcpSegmentsSplit.Load(), p.b.Counters().UmptcpSegmentsSplit.Load())
+					}
+				}
 				cli.Close()
 				srv.Close()
 				waitConnsGone(t, p.a, p.b)
 			})
 		}
 	}
+}
+
+// segmentQueueDropped returns how many segments the gVisor endpoint of the
+// connection's first subflow dropped because its queue was full.
+func segmentQueueDropped(c *Conn) uint64 {
+	if l := c.subList(); len(l) > 0 && l[0].ep != nil {
+		if st, ok := l[0].ep.Stats().(*tcp.Stats); ok {
+			return st.ReceiveErrors.SegmentQueueDropped.Value()
+		}
+	}
+	return 0
 }
 
 // TestTransferManyConnections runs many connections at once between two
@@ -222,4 +243,126 @@ func transferPart(c, s *Conn, n int64) (errUp, errDown error) {
 	go part(s, c, stream{2}, &errDown)
 	wg.Wait()
 	return errUp, errDown
+}
+
+// TestStripDataMidConnection turns on the stripping of MPTCP options from
+// data segments in the middle of a transfer, one way or both ways, IPv4
+// and IPv6. Without DSS checksums the connection falls back to TCP at both
+// ends and no byte is lost, duplicated or corrupted. With DSS checksums a
+// fallback is not allowed once checksummed data went through (Linux:
+// subflow_can_fallback), so the connection may fail instead; then every
+// byte read before must still be right, and the failure must come as an
+// error, not a hang.
+func TestStripDataMidConnection(t *testing.T) {
+	n := int64(sized(16<<20, 8, 1<<20))
+	for _, ways := range []string{"one way", "both ways"} {
+		for _, csum := range []bool{false, true} {
+			for _, v6 := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/checksum=%v/v6=%v", ways, csum, v6), func(t *testing.T) {
+					noLeaks(t)
+					p := newTPair(t, pairOpts{v6: v6, a: Config{Checksum: csum}, noRecord: true})
+					cli, srv := connect(t, p.pair, 'a', 5600)
+					d := time.Now().Add(slack(20 * time.Second))
+					cli.SetDeadline(d)
+					srv.SetDeadline(d)
+					head, down := n/8, n
+					if ways == "one way" {
+						down = head // the responder sends only the first part
+					}
+					if errUp, errDown := transferPart(cli, srv, head); errUp != nil || errDown != nil {
+						t.Fatalf("first part: %v / %v", errUp, errDown)
+					}
+					p.link.Update(emu.AToB, func(c *emu.Config) { c.Strip = emu.StripData })
+					if ways == "both ways" {
+						p.link.Update(emu.BToA, func(c *emu.Config) { c.Strip = emu.StripData })
+					}
+					up, dn := transferFrom(cli, srv, head, n, head, down, 64<<10)
+					if !csum {
+						checkResult(t, "up", up, stream{1}, n)
+						checkResult(t, "down", dn, stream{2}, down)
+						if cli.MultipathTCP() || srv.MultipathTCP() {
+							t.Errorf("still MPTCP after stripping: %v / %v", cli.Info(), srv.Info())
+						}
+					} else {
+						for _, r := range []struct {
+							name string
+							res  result
+							n    int64
+						}{{"up", up, n}, {"down", dn, down}} {
+							if r.res.bad >= 0 {
+								t.Errorf("%s: wrong byte read at offset %d", r.name, r.res.bad)
+							}
+							if r.res.readErr == nil && r.res.n != r.n {
+								t.Errorf("%s: clean EOF after %d bytes of %d", r.name, r.res.n, r.n)
+							}
+							if isTimeout(r.res.readErr) || isTimeout(r.res.wErr) {
+								t.Errorf("%s: hung (%d bytes read)", r.name, r.res.n)
+							}
+						}
+					}
+					cli.Close()
+					srv.Close()
+					waitConnsGone(t, p.a, p.b)
+				})
+			}
+		}
+	}
+}
+
+// checkCorruptionOutcome checks one direction of a transfer through a
+// payload-rewriting middlebox with DSS checksums: no wrong byte reached the
+// application, a short stream never ended in a clean EOF, and the
+// connection did not hang.
+func checkCorruptionOutcome(t *testing.T, name string, r result, n int64) {
+	t.Helper()
+	if r.bad >= 0 {
+		t.Errorf("%s: the application read a wrong byte at offset %d (%d bytes read)", name, r.bad, r.n)
+	}
+	if r.readErr == nil && r.n != n {
+		t.Errorf("%s: clean EOF after %d bytes of %d", name, r.n, n)
+	}
+	if isTimeout(r.readErr) {
+		t.Errorf("%s: hung after the checksum failure (%d bytes read)", name, r.n)
+	}
+}
+
+// TestRewriteWithChecksum lets a middlebox change one payload byte of a
+// chosen data segment and fix the TCP checksum, which only the DSS
+// checksum can catch: the receiver drops the mapping and sends MP_FAIL
+// (RFC 8684 §3.7). The rewritten byte must never reach the application:
+// the connection fails (it cannot continue without the data the peer,
+// like Linux, does not send again), every byte read before is right, and
+// it fails with an error rather than hanging.
+func TestRewriteWithChecksum(t *testing.T) {
+	for _, nth := range []int{1, 20, 200} {
+		for _, v6 := range []bool{false, true} {
+			t.Run(fmt.Sprintf("segment=%d/v6=%v", nth, v6), func(t *testing.T) {
+				noLeaks(t)
+				p := newTPair(t, pairOpts{v6: v6, a: Config{Checksum: true}, noRecord: true})
+				shortFailTimeout(p.pair)
+				count := 0
+				p.tb.setInbound(func(b []byte) []byte {
+					if w, ok := parseWire('a', b); ok && len(w.payload) > 100 {
+						if count++; count == nth {
+							w.payload[len(w.payload)/2] ^= 0x5a
+							fixTCPChecksum(b)
+						}
+					}
+					return b
+				})
+				cli, srv := connect(t, p.pair, 'a', 5700)
+				d := time.Now().Add(slack(20 * time.Second))
+				cli.SetDeadline(d)
+				srv.SetDeadline(d)
+				n := int64(1 << 20)
+				up, _ := transfer(cli, srv, n, 0, 64<<10)
+				checkCorruptionOutcome(t, "up", up, n)
+				if p.b.Counters().DataCsumErr.Load() == 0 {
+					t.Errorf("the rewritten segment was not caught: %v", nonZero(p.b.Counters()))
+				}
+				cli.Close()
+				srv.Close()
+			})
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/umptcp/umptcp/options"
+	"github.com/umptcp/umptcp/subflow"
 )
 
 // flowView is one connection's captured segments with what its handshake
@@ -101,8 +102,8 @@ func (f *flowView) key(side byte) uint64 {
 func (f *flowView) idsn(side byte) uint64 { return options.IDSN(f.key(side)) }
 
 // subflowBytes rebuilds the bytes one side sent on the subflow, indexed by
-// relative sequence number (index 0 is relative 1), from every data
-// segment captured, retransmissions included.
+// relative sequence number (index 0 is relative 1), from the data segments
+// captured.
 func (f *flowView) subflowBytes(side byte) (b []byte, have []bool) {
 	for i := range f.pkts {
 		p := &f.pkts[i]
@@ -115,9 +116,14 @@ func (f *flowView) subflowBytes(side byte) (b []byte, have []bool) {
 			b = append(b, make([]byte, end-len(b))...)
 			have = append(have, make([]bool, end-len(have))...)
 		}
-		copy(b[start:end], p.payload)
+		// The first transmission wins: retransmissions carry the same
+		// bytes, but a window probe (Subflow.Probe) re-sends one byte the
+		// peer has acknowledged already with content that is not ours to
+		// know, which the peer's TCP drops as a duplicate.
 		for j := start; j < end; j++ {
-			have[j] = true
+			if !have[j] {
+				b[j], have[j] = p.payload[j-start], true
+			}
 		}
 	}
 	return b, have
@@ -536,85 +542,97 @@ func TestHandshakeOptions(t *testing.T) {
 // TestHandshakeThirdACKLost drops the initiator's third ACK: the
 // responder learns the initiator's key from the MP_CAPABLE (len 22) on its
 // first data, which also maps that data (§3.1, why v1 suits SYN cookies).
+// Each case runs several times: the retransmissions it causes race with
+// the shim (see the TXNoMapping check).
 func TestHandshakeThirdACKLost(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
 		for _, csum := range []bool{false, true} {
-			t.Run(fmt.Sprintf("v6=%v/checksum=%v", v6, csum), func(t *testing.T) {
-				noLeaks(t)
-				p := newTPair(t, pairOpts{v6: v6, a: Config{Checksum: csum}})
-				var dropped sync.Once
-				var droppedAny bool
-				p.tb.setInbound(func(b []byte) []byte {
-					w, ok := parseWire('a', b)
-					if ok && !w.syn() && len(w.payload) == 0 && !w.fin() && !w.rst() {
-						if m, ok := w.mpc(); ok && m.Variant == options.CapableACK {
-							keep := true
-							dropped.Do(func() { keep, droppedAny = false, true })
-							if !keep {
-								return nil
+			for run := 0; run < 8; run++ {
+				t.Run(fmt.Sprintf("v6=%v/checksum=%v/run=%d", v6, csum, run), func(t *testing.T) {
+					noLeaks(t)
+					p := newTPair(t, pairOpts{v6: v6, a: Config{Checksum: csum}})
+					var dropped sync.Once
+					var droppedAny bool
+					p.tb.setInbound(func(b []byte) []byte {
+						w, ok := parseWire('a', b)
+						if ok && !w.syn() && len(w.payload) == 0 && !w.fin() && !w.rst() {
+							if m, ok := w.mpc(); ok && m.Variant == options.CapableACK {
+								keep := true
+								dropped.Do(func() { keep, droppedAny = false, true })
+								if !keep {
+									return nil
+								}
 							}
 						}
+						return b
+					})
+					ln, err := p.b.Listen("tcp", ":4001")
+					if err != nil {
+						t.Fatal(err)
 					}
-					return b
+					defer ln.Close()
+					cli, err := p.a.Dial("tcp", netip.AddrPortFrom(p.bAddr, 4001).String())
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer cli.Close()
+					cli.SetDeadline(safetyDeadline())
+					msg := stream{1}.bytes(0, 3000)
+					if _, err := cli.Write(msg); err != nil {
+						t.Fatal(err)
+					}
+					srv, err := ln.AcceptMPTCP()
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer srv.Close()
+					srv.SetDeadline(safetyDeadline())
+					got := make([]byte, len(msg))
+					if _, err := io.ReadFull(srv, got); err != nil || !bytes.Equal(got, msg) {
+						t.Fatalf("responder read %v, equal %v", err, bytes.Equal(got, msg))
+					}
+					if !droppedAny {
+						t.Fatal("no third ACK was dropped")
+					}
+					if !cli.MultipathTCP() || !srv.MultipathTCP() {
+						t.Fatalf("not MPTCP: %v / %v", cli.Info(), srv.Info())
+					}
+					if n := p.b.Counters().MPCapableACKRX.Load(); n != 1 {
+						t.Errorf("responder MPCapableACKRX %d, want 1", n)
+					}
+					if srv.Info().Checksum != csum || cli.Info().Checksum != csum {
+						t.Errorf("checksum: initiator %v responder %v, want %v", cli.Info().Checksum, srv.Info().Checksum, csum)
+					}
+					// Echo back and close cleanly.
+					if _, err := srv.Write(got); err != nil {
+						t.Fatal(err)
+					}
+					back := make([]byte, len(msg))
+					if _, err := io.ReadFull(cli, back); err != nil || !bytes.Equal(back, msg) {
+						t.Fatalf("initiator read %v", err)
+					}
+					f := flowsOf(p.cap.snapshot())[0]
+					checkWireBasics(t, p.cap.snapshot())
+					checkKeysMatchInfo(t, f, cli, srv)
+					checkDataSegments(t, f, dataCheck{side: 'a', st: stream{1}, checksum: csum})
+					// The responder's gVisor ACKs the first segments out of order
+					// here and the initiator retransmits, racing with the shim,
+					// which releases mappings on the ACKs it sees first: a
+					// segment must never go out without its mapping.
+					if st := cli.sub0Stats().(subflow.Stats); st.TXNoMapping != 0 {
+						t.Errorf("initiator: %d data segments sent without a mapping", st.TXNoMapping)
+					}
+					if t.Failed() {
+						for i := range f.pkts {
+							t.Logf("rel %d: %v", f.rel(&f.pkts[i]), f.pkts[i].String())
+						}
+						t.Logf("initiator: %+v", cli.sub0Stats())
+					}
+					cli.Close()
+					srv.Close()
+					waitConnsGone(t, p.a, p.b)
 				})
-				ln, err := p.b.Listen("tcp", ":4001")
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer ln.Close()
-				cli, err := p.a.Dial("tcp", netip.AddrPortFrom(p.bAddr, 4001).String())
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer cli.Close()
-				cli.SetDeadline(safetyDeadline())
-				msg := stream{1}.bytes(0, 3000)
-				if _, err := cli.Write(msg); err != nil {
-					t.Fatal(err)
-				}
-				srv, err := ln.AcceptMPTCP()
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer srv.Close()
-				srv.SetDeadline(safetyDeadline())
-				got := make([]byte, len(msg))
-				if _, err := io.ReadFull(srv, got); err != nil || !bytes.Equal(got, msg) {
-					t.Fatalf("responder read %v, equal %v", err, bytes.Equal(got, msg))
-				}
-				if !droppedAny {
-					t.Fatal("no third ACK was dropped")
-				}
-				if !cli.MultipathTCP() || !srv.MultipathTCP() {
-					t.Fatalf("not MPTCP: %v / %v", cli.Info(), srv.Info())
-				}
-				if n := p.b.Counters().MPCapableACKRX.Load(); n != 1 {
-					t.Errorf("responder MPCapableACKRX %d, want 1", n)
-				}
-				if srv.Info().Checksum != csum || cli.Info().Checksum != csum {
-					t.Errorf("checksum: initiator %v responder %v, want %v", cli.Info().Checksum, srv.Info().Checksum, csum)
-				}
-				// Echo back and close cleanly.
-				if _, err := srv.Write(got); err != nil {
-					t.Fatal(err)
-				}
-				back := make([]byte, len(msg))
-				if _, err := io.ReadFull(cli, back); err != nil || !bytes.Equal(back, msg) {
-					t.Fatalf("initiator read %v", err)
-				}
-				f := flowsOf(p.cap.snapshot())[0]
-				checkKeysMatchInfo(t, f, cli, srv)
-				checkDataSegments(t, f, dataCheck{side: 'a', st: stream{1}, checksum: csum})
-				if t.Failed() {
-					for i := range f.pkts {
-						t.Logf("rel %d: %v", f.rel(&f.pkts[i]), f.pkts[i].String())
-					}
-					t.Logf("initiator: %+v", cli.sub0Stats())
-				}
-				cli.Close()
-				srv.Close()
-				waitConnsGone(t, p.a, p.b)
-			})
+			}
 		}
 	}
 }
@@ -767,4 +785,37 @@ func TestChecksumNegotiation(t *testing.T) {
 			}
 		}
 	}
+}
+
+// constRand hands out the same key again and again.
+type constRand struct{}
+
+func (constRand) Read(b []byte) (int, error) {
+	for i := range b {
+		b[i] = 7
+	}
+	return len(b), nil
+}
+
+// TestTokenExhaustion gives a stack a key source that always returns the
+// same key: its second connection cannot get a unique token (§3.2), so it
+// connects with plain TCP, as Linux does, and counts MPFallbackTokenInit.
+func TestTokenExhaustion(t *testing.T) {
+	noLeaks(t)
+	p := newTPair(t, pairOpts{a: Config{Rand: constRand{}}, noRecord: true})
+	c1, s1 := connect(t, p.pair, 'a', 7000) // takes the only token
+	if !c1.MultipathTCP() {
+		t.Fatalf("first connection not MPTCP: %v", c1.Info())
+	}
+	c2, s2 := connect(t, p.pair, 'a', 7001)
+	if c2.MultipathTCP() || s2.MultipathTCP() || p.a.Counters().MPFallbackTokenInit.Load() != 1 {
+		t.Errorf("second connection MPTCP %v/%v, MPFallbackTokenInit %d", c2.MultipathTCP(), s2.MultipathTCP(), p.a.Counters().MPFallbackTokenInit.Load())
+	}
+	toS, toC := transfer(c2, s2, 100000, 100000, 8192)
+	checkResult(t, "up", toS, stream{1}, 100000)
+	checkResult(t, "down", toC, stream{2}, 100000)
+	for _, c := range []*Conn{c1, s1, c2, s2} {
+		c.Close()
+	}
+	waitConnsGone(t, p.a, p.b)
 }

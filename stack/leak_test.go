@@ -245,9 +245,10 @@ func (e *tapEP) setInbound(h inboundHook) {
 // capture holds the packets both taps of a pair recorded, in the order they
 // were sent (a packet sent in answer to another is recorded after it).
 type capture struct {
-	on   atomic.Bool
-	mu   sync.Mutex
-	pkts []wirePkt
+	on    atomic.Bool
+	start time.Time
+	mu    sync.Mutex
+	pkts  []wirePkt
 }
 
 func (c *capture) add(side byte, raw []byte) {
@@ -255,6 +256,7 @@ func (c *capture) add(side byte, raw []byte) {
 	if !ok {
 		return
 	}
+	p.at = time.Since(c.start)
 	c.mu.Lock()
 	c.pkts = append(c.pkts, p)
 	c.mu.Unlock()
@@ -279,7 +281,8 @@ type wirePkt struct {
 	tcpHdr       header.TCP // header and options
 	payload      []byte
 	opts         options.Segment
-	csumOK       bool // TCP checksum right
+	csumOK       bool          // TCP checksum right
+	at           time.Duration // when it was sent, since the pair was made
 }
 
 func parseWire(side byte, raw []byte) (wirePkt, bool) {
@@ -386,7 +389,7 @@ func (p *wirePkt) malformed() bool {
 
 func (p *wirePkt) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%c %d>%d %s seq=%d ack=%d len=%d", p.from, p.sport, p.dport, header.TCPFlags(p.flags), p.seq, p.ack, len(p.payload))
+	fmt.Fprintf(&b, "%v %c %d>%d %s seq=%d ack=%d win=%d len=%d", p.at.Round(time.Microsecond), p.from, p.sport, p.dport, header.TCPFlags(p.flags), p.seq, p.ack, header.TCP(p.tcpHdr).WindowSize(), len(p.payload))
 	for _, o := range p.opts.List() {
 		fmt.Fprintf(&b, " %s(%d)", o.Subtype, o.Len())
 		switch o.Subtype {
@@ -423,7 +426,7 @@ func newTPair(t testing.TB, o pairOpts) *tpair {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &capture{}
+	c := &capture{start: time.Now()}
 	c.on.Store(!o.noRecord)
 	p := &tpair{pair: &pair{link: l}, cap: c}
 	p.ta, p.tb = newTap('a', l.A(), c), newTap('b', l.B(), c)
@@ -703,3 +706,42 @@ func (c *Conn) sub0Stats() any {
 
 // errClosedConn is what I/O on a closed connection wraps.
 var errClosedConn = net.ErrClosed
+
+// netipAddrPort formats an address and port for Dial.
+func netipAddrPort(a netip.Addr, port uint16) string { return netip.AddrPortFrom(a, port).String() }
+
+// shortFailTimeout shortens how long the stacks wait for the answer to an
+// MP_FAIL before giving up on the connection (5 s), so that tests of
+// checksum failures do not wait for it.
+func shortFailTimeout(p *pair) {
+	p.a.failTimeout = 200 * time.Millisecond
+	p.b.failTimeout = 200 * time.Millisecond
+}
+
+// exchangeExact sends bytes [fromUp, up) of stream 1 from c to s and
+// [fromDown, down) of stream 2 from s to c at the same time, and reads
+// exactly those on the other side, checking each byte; nothing is closed.
+func exchangeExact(c, s *Conn, fromUp, up, fromDown, down int64) (toS, toC result) {
+	var wg sync.WaitGroup
+	wg.Add(4)
+	send := func(conn *Conn, st stream, from, n int64, res *result) {
+		defer wg.Done()
+		_, res.wErr = io.CopyBuffer(onlyWriter{conn}, &streamReader{s: st, off: from, n: n}, make([]byte, 16<<10))
+	}
+	recv := func(conn *Conn, st stream, from, n int64, res *result) {
+		defer wg.Done()
+		ck := newChecker(st, n)
+		ck.off = from
+		io.Copy(ck.h, &streamReader{s: st, n: from})
+		res.n, res.readErr = io.CopyN(ck, onlyReader{conn}, n-from)
+		res.n += from
+		copy(res.sum[:], ck.sum())
+		res.bad = ck.bad
+	}
+	go send(c, stream{1}, fromUp, up, &toS)
+	go send(s, stream{2}, fromDown, down, &toC)
+	go recv(s, stream{1}, fromUp, up, &toS)
+	go recv(c, stream{2}, fromDown, down, &toC)
+	wg.Wait()
+	return toS, toC
+}

@@ -16,7 +16,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -29,62 +28,8 @@ import (
 // I/O, ping-pong, racy reads and writes against deadlines, past, present
 // and future deadlines, Close unblocking I/O, concurrent methods) over
 // MPTCP connections, IPv4 and IPv6, each side as c1.
-//
-// The connections are wrapped in expiredFirst, which fails I/O whose
-// deadline has already passed before calling the Conn: the Conn does not
-// (testBugExpiredDeadlineIgnored runs the suite on the bare Conn), and
-// without the wrapper WriteTimeout and PastTimeout would fail for that
-// reason alone and hide everything else they check.
 func TestNetConn(t *testing.T) {
-	testNetConn(t, func(c *Conn) net.Conn { return newExpiredFirst(c) })
-}
-
-// expiredFirst makes Read and Write fail at once when their deadline has
-// passed, as net.Conn requires, and otherwise calls the Conn.
-type expiredFirst struct {
-	*Conn
-	rd, wd atomic.Int64 // unix nanoseconds; 0: none
-}
-
-func newExpiredFirst(c *Conn) *expiredFirst { return &expiredFirst{Conn: c} }
-
-func nanos(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func (e *expiredFirst) SetDeadline(t time.Time) error {
-	e.rd.Store(nanos(t))
-	e.wd.Store(nanos(t))
-	return e.Conn.SetDeadline(t)
-}
-
-func (e *expiredFirst) SetReadDeadline(t time.Time) error {
-	e.rd.Store(nanos(t))
-	return e.Conn.SetReadDeadline(t)
-}
-
-func (e *expiredFirst) SetWriteDeadline(t time.Time) error {
-	e.wd.Store(nanos(t))
-	return e.Conn.SetWriteDeadline(t)
-}
-
-func expired(d int64) bool { return d != 0 && time.Now().UnixNano() >= d }
-
-func (e *expiredFirst) Read(b []byte) (int, error) {
-	if expired(e.rd.Load()) {
-		return 0, e.opErr("read", os.ErrDeadlineExceeded)
-	}
-	return e.Conn.Read(b)
-}
-
-func (e *expiredFirst) Write(b []byte) (int, error) {
-	if expired(e.wd.Load()) {
-		return 0, e.opErr("write", os.ErrDeadlineExceeded)
-	}
-	return e.Conn.Write(b)
+	testNetConn(t, func(c *Conn) net.Conn { return c })
 }
 
 // testNetConn runs nettest.TestConn over connections wrapped by wrap.
@@ -185,6 +130,40 @@ func TestDeadlines(t *testing.T) {
 					cli.SetReadDeadline(time.Time{})
 				})
 			}
+			t.Run("read past, data ready", func(t *testing.T) {
+				srv.Write([]byte("ready"))
+				waitFor(t, "the data to arrive", cli.unreadData)
+				cli.SetReadDeadline(time.Now().Add(-time.Second))
+				n, err := cli.Read(buf)
+				if n != 0 || !isTimeout(err) {
+					t.Errorf("Read with an expired deadline and data ready: %d, %v; want 0 and a timeout (net.Conn: after the deadline I/O fails)", n, err)
+				}
+				cli.SetReadDeadline(time.Time{})
+				// Drain what is left.
+				for got := 0; got < len("ready")-n; {
+					k, err := cli.Read(buf)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got += k
+				}
+			})
+			t.Run("write past", func(t *testing.T) {
+				cli.SetWriteDeadline(time.Now().Add(-time.Second))
+				n, err := cli.Write([]byte("never"))
+				if n != 0 || !isTimeout(err) {
+					t.Errorf("Write with an expired deadline: %d, %v; want 0 and a timeout", n, err)
+				}
+				cli.SetWriteDeadline(time.Time{})
+				// Whatever it wrote must arrive; drain it.
+				for got := 0; got < n; {
+					k, err := srv.Read(buf)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got += k
+				}
+			})
 			t.Run("write future, peer not reading", func(t *testing.T) {
 				// The peer does not read: Write blocks once every buffer
 				// is full, then times out, reporting what it wrote; what

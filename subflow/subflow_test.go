@@ -489,9 +489,7 @@ func TestInfiniteMapping(t *testing.T) {
 	}
 
 	// Retroactive: it starts before what the reader consumed, so it
-	// starts at the reader, with the DSN moved as much. (When the reader
-	// is inside a stored mapping, the infinite mapping is lost: see the
-	// stack's testBugInfiniteMappingInsideMapping.)
+	// starts at the reader, with the DSN moved as much.
 	q := handshake(t, false, false)
 	seg = Segment{Flags: FlagACK, Seq: isnB + 1, Ack: isnA + 1, PayloadLen: 1000}
 	q.ini.Incoming(seg, build(seg.Flags, 1000, options.DSS{HasMapping: true, DSN64: true, DSN: idsnB + 1, SubflowSeq: 1, DataLen: 1000}), Refs{})
@@ -500,6 +498,43 @@ func TestInfiniteMapping(t *testing.T) {
 	q.ini.Incoming(seg, build(seg.Flags, 10, options.DSS{HasMapping: true, DSN64: true, DSN: 5000, SubflowSeq: 101, DataLen: 0}), Refs{})
 	if m, rel, ok := q.ini.NextRX(); !ok || !m.Infinite || m.SSN != 1001 || m.DSN != 5900 || rel != 1001 {
 		t.Errorf("retroactive infinite mapping: %+v rel %d", m, rel)
+	}
+
+	// Inside a stored mapping: the mapping is cut where the infinite one
+	// starts, which then holds every byte after it; also when it is
+	// retroactive and the reader is inside the mapping.
+	for _, c := range []struct {
+		name     string
+		consumed int
+		ssn      uint32
+		dsn      uint64
+		check    uint32 // the reader's position to look at
+		wantDSN  uint64
+	}{
+		{"forward", 0, 501, 7000, 501, 7000},
+		{"forward, read past the cut", 0, 501, 7000, 1001, 7500},
+		{"retroactive, reader inside", 600, 101, 9100, 601, 9600},
+	} {
+		r := handshake(t, false, false)
+		seg = Segment{Flags: FlagACK, Seq: isnB + 1, Ack: isnA + 1, PayloadLen: 1000}
+		r.ini.Incoming(seg, build(seg.Flags, 1000, options.DSS{HasMapping: true, DSN64: true, DSN: idsnB + 1, SubflowSeq: 1, DataLen: 1000}), Refs{})
+		r.ini.Consumed(c.consumed)
+		seg = Segment{Flags: FlagACK, Seq: isnB + 1001, Ack: isnA + 1, PayloadLen: 10}
+		ev := r.ini.Incoming(seg, build(seg.Flags, 10, options.DSS{HasMapping: true, DSN64: true, DSN: c.dsn, SubflowSeq: c.ssn, DataLen: 0}), Refs{})
+		if !ev.InfiniteMapping {
+			t.Fatalf("%s: %+v", c.name, ev)
+		}
+		if c.consumed == 0 && c.check > 1 {
+			// Bytes before the cut still belong to the old mapping.
+			if m, _, ok := r.ini.NextRX(); !ok || m.Infinite || m.SSN != 1 || m.End() != c.ssn {
+				t.Errorf("%s: mapping before the cut %+v, want [1, %d)", c.name, m, c.ssn)
+			}
+		}
+		r.ini.Consumed(int(c.check) - 1 - c.consumed)
+		m, rel, ok := r.ini.NextRX()
+		if !ok || !m.Infinite || rel != c.check || m.DSN+uint64(rel-m.SSN) != c.wantDSN {
+			t.Errorf("%s: at %d: %+v rel %d ok %v, want the infinite mapping at DSN %d", c.name, c.check, m, rel, ok, c.wantDSN)
+		}
 	}
 
 	// FallBackAt: data without a mapping from the reader's position on.
