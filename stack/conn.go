@@ -294,6 +294,14 @@ func (c *Conn) finishFallback() {
 	}
 }
 
+// dataFINAcked reports whether the peer acknowledged our DATA_FIN: we
+// send nothing more at the data level.
+func (c *Conn) dataFINAcked() bool {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	return c.finAcked
+}
+
 // onSubflowReset is told that the peer reset the subflow of f with a RST
 // TCP accepts. When no subflow is left the connection fails, as Linux's
 // MPTCP socket takes the error of its last subflow: Read and Write return
@@ -1102,8 +1110,16 @@ func (c *Conn) Close() error {
 	return nil
 }
 
-// unreadData reports whether data arrived that the application has not read.
+// unreadData reports whether data arrived that the application has not
+// read. Data the peer sent again that the connection has already is not:
+// Linux fast-closes on close() only when the application could read
+// something (mptcp_data_avail), and a peer reinjects data whose DATA_ACK
+// lags, also after its DATA_FIN.
 func (c *Conn) unreadData() bool {
+	if c.readMu.TryLock() {
+		c.dropDuplicates()
+		c.readMu.Unlock()
+	}
 	if c.ofo.size > 0 {
 		return true
 	}
@@ -1118,6 +1134,38 @@ func (c *Conn) unreadData() bool {
 	c.stateMu.Lock()
 	defer c.stateMu.Unlock()
 	return c.peerFIN && !c.eof && c.rcvNxt.Load() != c.peerFINSeq
+}
+
+// dropDuplicates takes out of the subflows the mapped data that lies
+// wholly before rcvNxt: sent again by the peer, read already. The caller
+// holds readMu.
+func (c *Conn) dropDuplicates() {
+	if c.plain.Load() {
+		return
+	}
+	next := c.rcvNxt.Load()
+	for _, s := range c.subList() {
+		if s.ep == nil || s.rxEOF || s.rxErr != nil || s.stage.active {
+			continue
+		}
+		for i := 0; i < 64; i++ {
+			m, rel, ok := s.sf.NextRX()
+			if !ok || m.Infinite {
+				break
+			}
+			dsn := m.DSN + uint64(rel-m.SSN)
+			remaining := int(m.End() - rel)
+			if int64(dsn+uint64(remaining)-next) > 0 {
+				break // not all old
+			}
+			got := c.discardEP(s, remaining)
+			if got == 0 {
+				break
+			}
+			s.sf.Consumed(got)
+			c.st.counters.DuplicateData.Add(1)
+		}
+	}
 }
 
 // abort resets every subflow with MP_FASTCLOSE and MP_TCPRST (§3.5).

@@ -43,14 +43,16 @@ func (s *Stack) handleEvents(f *flow, c *Conn, v *tcpView, seg subflow.Segment, 
 	if c == nil {
 		return
 	}
-	if ev.AckWithoutDSS && !c.fellBack() && c.canFallback() {
+	if ev.AckWithoutDSS && !c.fellBack() && c.canFallback() && !c.dataFINAcked() {
 		// §3.7: our data was acknowledged without a DSS: the peer will not
 		// send DATA_ACKs (it fell back, or a middlebox strips them), and
 		// waiting for them would block our sender and our DATA_FIN for
 		// good. Linux does this only before the subflow is fully
 		// established (check_fully_established); later it waits for the
 		// peer's data without DSS, which a one-way transfer never sends.
-		// Counted as Linux counts a missing DSS.
+		// Counted as Linux counts a missing DSS. Not once our DATA_FIN
+		// was acknowledged: we send nothing more at the data level, and
+		// Linux's subflows then finish as plain TCP.
 		if f.sf.Role() == subflow.Initiator && !f.sf.FullyEstablished() {
 			ctr.MPCapableDataFallback.Add(1)
 		} else {

@@ -712,10 +712,15 @@ func (sh *shim) sendPureACK(f *flow) bool {
 // options Outgoing gives it, and writes it to the link. It reports false
 // when there were no options to send or the link refused.
 func (sh *shim) sendSynthesised(f *flow, seg subflow.Segment, data []byte) bool {
-	payload := len(data)
-	seg.PayloadLen = 0 // options for the header only: a probe's byte has no mapping
+	seg.PayloadLen = len(data)
 	var buf [options.MaxTCPOptionsLen]byte
-	mp, _, sent := f.sf.Outgoing(buf[:0], seg, f.connState())
+	mp, split, sent := f.sf.Outgoing(buf[:0], seg, f.connState())
+	if split != 0 {
+		// The probe's byte lost its mapping meanwhile: send no byte.
+		data, seg.PayloadLen = nil, 0
+		mp, _, sent = f.sf.Outgoing(buf[:0], seg, f.connState())
+	}
+	payload := len(data)
 	if len(mp) == 0 {
 		return false
 	}

@@ -97,6 +97,15 @@ func (t *txTable) find(ssn uint32) *TXMapping {
 	return m
 }
 
+// findReleased returns the last released mapping if it holds relative
+// sequence number ssn, or nil.
+func (t *txTable) findReleased(ssn uint32) *TXMapping {
+	if r := &t.released; r.Len > 0 && options.SubflowSeq(ssn).InWindow(options.SubflowSeq(r.SSN), uint32(r.Len)) {
+		return r
+	}
+	return nil
+}
+
 // ackedTo drops the mappings wholly before relative sequence number una.
 func (t *txTable) ackedTo(una uint32) {
 	for t.count > 0 {
@@ -178,6 +187,14 @@ func (t *rxTable) add(m RXMapping, consumed uint32) RXResult {
 	for ; i < t.count; i++ {
 		o := t.at(i)
 		if o.same(&m) {
+			return RXDuplicate
+		}
+		if o.SSN == m.SSN && o.DSN == m.DSN && o.Len == m.Len && o.DataFIN != m.DataFIN {
+			// The same bytes, once with the DATA_FIN and once without:
+			// Linux sets the DATA_FIN on a mapping it sends again once
+			// the application closed (mptcp_write_data_fin). The
+			// DATA_FIN is reported on its own; the bytes are the same.
+			o.DataFIN = o.DataFIN || m.DataFIN
 			return RXDuplicate
 		}
 		if overlaps(o, &m) {

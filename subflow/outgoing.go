@@ -154,7 +154,13 @@ func (s *Subflow) Outgoing(dst []byte, seg Segment, c ConnState) (opts []byte, s
 
 func (s *Subflow) outgoing(dst []byte, seg Segment, c ConnState) (opts []byte, split int) {
 	if seg.Flags&FlagRST != 0 {
-		s.reset = true
+		if s.rstSent {
+			// TCP answering a stray segment after our reset: a plain RST,
+			// as Linux sends for a socket that is gone; the subflow's
+			// reset was signalled once.
+			return dst, 0
+		}
+		s.reset, s.rstSent = true, true
 		return s.resetOptions(dst, c), 0
 	}
 	if s.fallback != NoFallback {
@@ -257,12 +263,20 @@ func (s *Subflow) dssOptions(dst []byte, seg Segment, rel uint32, c ConnState) (
 	case seg.PayloadLen > 0:
 		m := s.tx.find(rel)
 		if m == nil {
+			m = s.tx.findReleased(rel)
+		}
+		if m == nil {
 			if options.SubflowSeq(rel).LessThan(options.SubflowSeq(s.sndUnaRel)) {
 				// TCP sends again bytes whose ACK the shim saw first and
 				// whose mapping it released: the caller drops them (every
 				// data segment must carry its mapping, §3.3.1; the peer
 				// has these bytes).
-				return dst, -int(min(s.sndUnaRel-rel, uint32(seg.PayloadLen)))
+				upto := s.sndUnaRel
+				if r := &s.tx.released; r.Len > 0 && options.SubflowSeq(rel).LessThan(options.SubflowSeq(r.SSN)) &&
+					options.SubflowSeq(r.SSN).LessThan(options.SubflowSeq(upto)) {
+					upto = r.SSN // the last released mapping still maps its bytes
+				}
+				return dst, -int(min(upto-rel, uint32(seg.PayloadLen)))
 			}
 			// Bytes TCP sends that no mapping covers: cannot happen when
 			// every write goes through AddTXMapping. Counted, and sent
@@ -376,15 +390,15 @@ func (s *Subflow) PureACK() (seg Segment, ok bool) {
 // make the peer send its current DATA_ACK at once: a segment ending at the
 // last byte the peer acknowledged, with TCP's last acknowledgment, window
 // and timestamps. With that byte as payload (dsn says which data byte it
-// is, when known: dsnOK) the peer's TCP drops it as a duplicate and
-// answers with an ACK straight away (Linux: tcp_data_queue's retransmission
-// case; gVisor: an out-of-window segment with data); the caller sends it
-// if it still has the byte, the same byte, so that nothing on the path
-// sees two contents for one sequence number. Without it, as an empty
-// segment (a keep-alive), which peers answer too, at a limited rate (RFC
-// 5961). Its options carry no mapping: the caller asks Outgoing for them
-// with PayloadLen 0. ok is false before the peer acknowledged any data on
-// the subflow, after a fallback or a reset.
+// is, when known: dsnOK) it is a retransmission like TCP's own, with the
+// byte's mapping (Outgoing finds it), which the peer's TCP drops as a
+// duplicate and answers with an ACK straight away (Linux: tcp_data_queue's
+// retransmission case; gVisor: an out-of-window segment with data). The
+// caller sends it so if it still has the byte: the same byte, so that
+// nothing on the path sees two contents for one sequence number, and
+// PayloadLen set to 1. Otherwise as an empty segment (a keep-alive), which
+// peers answer too, at a limited rate (RFC 5961). ok is false before the
+// peer acknowledged any data on the subflow, after a fallback or a reset.
 func (s *Subflow) Probe() (seg Segment, dsn uint64, dsnOK, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -395,9 +409,7 @@ func (s *Subflow) Probe() (seg Segment, dsn uint64, dsnOK, ok bool) {
 	last := s.sndUnaRel - 1
 	m := s.tx.find(last)
 	if m == nil {
-		if r := &s.tx.released; r.Len > 0 && options.SubflowSeq(last).InWindow(options.SubflowSeq(r.SSN), uint32(r.Len)) {
-			m = r
-		}
+		m = s.tx.findReleased(last)
 	}
 	if m != nil {
 		dsn, dsnOK = m.DSN+uint64(last-m.SSN), true

@@ -33,34 +33,44 @@ func confirm(t *testing.T, p *pair) {
 
 // TCP retransmits from its own view of what the peer acknowledged, which
 // can be older than the ACK the shim processed (and released mappings
-// for): the acknowledged prefix is cut off, the rest keeps its mapping.
+// for): bytes of the last released mapping still get it; older ones are
+// cut off and the rest keeps its mapping.
 func TestRetransmissionOfAcknowledgedBytes(t *testing.T) {
 	p := handshake(t, false, false)
 	confirm(t, p)
 	a := p.ini
 	const dsn = 7 << 40
-	a.AddTXMapping(dsn, 1000, 0, false)
-	a.AddTXMapping(dsn+1000, 1000, 0, false)
-	a.Acked(isnA + 1 + 1000) // the first mapping is released
+	for i := uint64(0); i < 3; i++ {
+		a.AddTXMapping(dsn+1000*i, 1000, 0, false)
+	}
+	a.Acked(isnA + 1 + 2000) // the first two mappings are released
 
-	seg := Segment{Flags: FlagACK, Seq: isnA + 1, Ack: isnB + 1, PayloadLen: 2000}
+	seg := Segment{Flags: FlagACK, Seq: isnA + 1, Ack: isnB + 1, PayloadLen: 3000}
 	raw, split := out(t, a, seg, ConnState{})
 	if split != -1000 {
-		t.Fatalf("split = %d, want -1000 (drop the acknowledged 1000 bytes)", split)
+		t.Fatalf("split = %d, want -1000 (drop the bytes of the first mapping, forgotten)", split)
 	}
 	if len(raw) != 0 {
 		t.Errorf("options for the dropped part: % x", raw)
 	}
+	// The second mapping was the last released: kept for such segments.
 	rest := seg
-	rest.Seq, rest.PayloadLen, rest.Rest = isnA+1+1000, 1000, true
+	rest.Seq, rest.PayloadLen, rest.Rest = isnA+1+1000, 2000, true
 	raw, split = out(t, a, rest, ConnState{})
 	d, ok := dssIn(t, raw, rest)
-	if split != 0 || !ok || !d.HasMapping || d.DSN != dsn+1000 || d.SubflowSeq != 1001 || d.DataLen != 1000 {
-		t.Fatalf("rest: split %d, DSS %+v (present %v), want the second mapping", split, d, ok)
+	if split != 1000 || !ok || !d.HasMapping || d.DSN != dsn+1000 || d.SubflowSeq != 1001 || d.DataLen != 1000 {
+		t.Fatalf("rest: split %d, DSS %+v (present %v), want the second mapping for 1000 bytes", split, d, ok)
+	}
+	rest.Seq, rest.PayloadLen = isnA+1+2000, 1000
+	raw, split = out(t, a, rest, ConnState{})
+	d, ok = dssIn(t, raw, rest)
+	if split != 0 || !ok || !d.HasMapping || d.DSN != dsn+2000 || d.SubflowSeq != 2001 || d.DataLen != 1000 {
+		t.Fatalf("last part: split %d, DSS %+v (present %v), want the third mapping", split, d, ok)
 	}
 
-	// A segment whose bytes are all acknowledged is dropped whole.
-	a.Acked(isnA + 1 + 2000)
+	// A segment whose bytes are all acknowledged and forgotten is dropped
+	// whole.
+	a.Acked(isnA + 1 + 3000)
 	old := Segment{Flags: FlagACK, Seq: isnA + 1, Ack: isnB + 1, PayloadLen: 500}
 	if _, split = out(t, a, old, ConnState{DataAckOK: true, DataAck: 42}); split != -500 {
 		t.Fatalf("acknowledged segment: split %d, want -500", split)
@@ -218,5 +228,23 @@ func TestDataFINBeforeConfirmation(t *testing.T) {
 	raw, _ = out(t, a, fin, ConnState{DataAckOK: true, DataAck: idsnB + 1})
 	if segOpts(fin.Flags, 0, raw).Find(options.SubtypeMPCapable) != nil {
 		t.Error("MP_CAPABLE on a FIN")
+	}
+}
+
+// Linux sends a mapping again with the DATA_FIN set (and its length one
+// more) once the application closed: the same bytes, not a conflict.
+func TestMappingAgainWithDataFIN(t *testing.T) {
+	rx := rxTable{limit: 8}
+	m := RXMapping{SSN: 1, DSN: 100, Len: 50, WireLen: 50}
+	if r := rx.add(m, 1); r != RXAdded {
+		t.Fatalf("add: %v", r)
+	}
+	fin := m
+	fin.DataFIN, fin.WireLen = true, 51
+	if r := rx.add(fin, 1); r != RXDuplicate {
+		t.Errorf("the mapping again with DATA_FIN: %v, want RXDuplicate", r)
+	}
+	if got := rx.find(1); got == nil || !got.DataFIN || got.Len != 50 {
+		t.Errorf("stored mapping %+v, want the DATA_FIN noted and 50 bytes", got)
 	}
 }

@@ -112,7 +112,8 @@ type Subflow struct {
 	peerDataSeen     bool
 	// reset: a RST left or arrived on the subflow; nothing may be
 	// synthesised on it any more (RFC 9293 §3.10.7.4: never answer a RST).
-	reset bool
+	reset   bool
+	rstSent bool // a RST with our options left
 
 	tx         txTable
 	sndWritten uint32 // relative sequence number of the next byte given to TCP

@@ -648,6 +648,12 @@ func TestFastCloseAndReset(t *testing.T) {
 	if fc == nil || fc.MPFastClose().ReceiverKey != keyA || rst == nil || rst.MPTCPRst().Reason != options.TCPRstNoResources {
 		t.Errorf("RST of a fast close: %+v", opts.List())
 	}
+	// A later RST (TCP answering a stray segment) is plain, as Linux's.
+	raw, _ = out(t, p.rsp, Segment{Flags: FlagRST | FlagACK, Seq: isnB + 1, Ack: isnA + 1}, ConnState{FastClose: true})
+	if len(raw) != 0 {
+		t.Errorf("second RST carries options: % x", raw)
+	}
+	p = handshake(t, false, false)
 	raw, _ = out(t, p.rsp, Segment{Flags: FlagRST | FlagACK, Seq: isnB + 1, Ack: isnA + 1}, ConnState{})
 	opts = segOpts(FlagRST|FlagACK, 0, raw)
 	if opts.Find(options.SubtypeMPFastClose) != nil || opts.Find(options.SubtypeMPTCPRst) == nil {
