@@ -36,6 +36,8 @@ type command struct {
 var commands = []command{
 	{"demo", "send data both ways over an emulated path and check every byte", runDemo},
 	{"decode", "print and verify the MPTCP options of a pcap or pcapng capture", runDecode},
+	{"connect", "netcat over MPTCP: connect through a TUN device, stdin and stdout", runConnect},
+	{"listen", "netcat over MPTCP: accept on a TUN device (one, or --keep many)", runListen},
 }
 
 func main() {
