@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -130,6 +131,48 @@ func (c *capture) stop() {
 			c.dropped = n
 		}
 	}
+}
+
+// markerPort is the closed port of the end-of-capture marker: a plain TCP
+// SYN from the kernel's namespace to the TUN's host address, and the RST
+// that refuses it, which cross every captured veth after the session's
+// last segment.
+const markerPort = 9
+
+// sendMarker sends the marker of the family from peer.
+func sendMarker(tp *Topology, v6 bool) {
+	host := tunHost4.Addr()
+	if v6 {
+		host = tunHost6.Addr()
+	}
+	_ = tp.Peer.Do(func() error {
+		c, err := net.DialTimeout("tcp", netip.AddrPortFrom(host, markerPort).String(), time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return nil
+	})
+}
+
+// hasMarker reports whether tcpdump has written the marker: tcpdump writes
+// packets in order, so everything captured before it is in the file too.
+func (c *capture) hasMarker() bool {
+	f, err := os.Open(c.path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	rd, err := decode.NewReader(f)
+	if err != nil {
+		return false
+	}
+	var p decode.Packet
+	for rd.Next(&p) == nil {
+		if p.Status == decode.StatusTCP && (p.Dst.Port() == markerPort || p.Src.Port() == markerPort) {
+			return true
+		}
+	}
+	return false
 }
 
 // captureWant says what a capture must show.

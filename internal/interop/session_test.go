@@ -436,6 +436,14 @@ func (s *session) finish(want captureWant, mid ...captureWant) result {
 		t.Logf("kernel: left in TIME-WAIT: %v", res.leftover)
 	}
 	t.Logf("finish: ends gone after %v", time.Since(start).Round(time.Millisecond))
+	// Make sure tcpdump has written everything before it is stopped (it
+	// drops what it has not read yet): a marker after the last segment.
+	sendMarker(s.tp, s.env.v6)
+	for _, c := range s.caps {
+		if !waitFor(10*time.Second, c.hasMarker) {
+			t.Errorf("capture %s: the end marker did not arrive", c.dev)
+		}
+	}
 	for i, c := range s.caps {
 		w := want
 		if i > 0 {
