@@ -74,6 +74,7 @@ type Conn struct {
 	finAcked   bool
 	lingerZero bool
 	err        error
+	peerReset  bool // the peer reset every subflow (no MP_FASTCLOSE)
 	resets     []ResetInfo
 	// failPending: we sent MP_FAIL for the mapping at failDSN and dropped
 	// its data (§3.7).
@@ -315,7 +316,15 @@ func (c *Conn) onSubflowReset(f *flow) {
 	if c.mptcp.Swap(false) {
 		c.st.counters.MPCurrEstab.Add(^uint64(0))
 	}
-	c.setErr(ErrReset)
+	// Writes fail at once; reads first take what TCP received before the
+	// RST (gVisor keeps it readable, as Linux's TCP does) and then get
+	// ErrReset from the subflow. The worker frees the connection once
+	// nothing is left to read.
+	c.stateMu.Lock()
+	c.peerReset = true
+	c.stateMu.Unlock()
+	notify(c.readCh)
+	notify(c.writeCh)
 	c.queueWork(workReset)
 }
 
@@ -485,7 +494,10 @@ func (c *Conn) readOnce(p []byte) (int, error) {
 				}
 				return n, nil
 			}
-			progress = progress || moved
+			// A subflow that just met its end or an error is progress
+			// too: the next round sees it done (its readable event was
+			// consumed by the wait that led here).
+			progress = progress || moved || s.rxEOF || s.rxErr != nil
 		}
 		if allEOF && len(c.subList()) > 0 {
 			// Every subflow is finished and no DATA_FIN came: Linux
@@ -653,8 +665,12 @@ func (c *Conn) unmapped(s *sub) bool {
 	}
 	// Fall back only where that cannot deliver bad data: never after a DSS
 	// checksum verified on this subflow (Linux's subflow_can_fallback has
-	// the same rule).
-	if c.canFallback() && !s.csumSeen {
+	// the same rule), and never after we dropped a mapping that failed its
+	// checksum: the unmapped bytes would take the dropped ones' place.
+	c.stateMu.Lock()
+	dropped := c.failPending
+	c.stateMu.Unlock()
+	if c.canFallback() && !s.csumSeen && !dropped {
 		// One counter per fallback, as Linux counts it: an initiator that
 		// has not seen the peer's DSS yet counts MPCapableDataFallback
 		// (check_fully_established), any other DssFallback
@@ -671,10 +687,14 @@ func (c *Conn) unmapped(s *sub) bool {
 		c.onFallback(subflow.FallbackNoDSS)
 		return true
 	}
+	lost := ErrProtocol
+	if dropped {
+		lost = ErrCorrupted
+	}
 	s.sf.SetResetReason(options.TCPRstMPTCPError)
-	s.rxErr = ErrProtocol
+	s.rxErr = lost
 	s.ep.Abort()
-	c.onSubflowLost(ErrProtocol)
+	c.onSubflowLost(lost)
 	return true
 }
 
@@ -853,6 +873,8 @@ func (c *Conn) writeErr() error {
 	switch {
 	case c.err != nil:
 		return c.err
+	case c.peerReset:
+		return ErrReset
 	case c.closed:
 		return net.ErrClosed
 	case c.wrClosed:
@@ -1075,7 +1097,7 @@ func (c *Conn) Close() error {
 	}
 	c.closed = true
 	linger0 := c.lingerZero
-	failed := c.err != nil
+	failed := c.err != nil || c.peerReset
 	c.stateMu.Unlock()
 	c.rd.set(time.Time{})
 	c.wd.set(time.Time{})
@@ -1253,6 +1275,15 @@ func (c *Conn) doWork() {
 	if w&workReset != 0 {
 		// The peer fast-closed the connection, or a subflow must be reset
 		// for breaking the protocol: RST every subflow, then forget it.
+		// After a plain RST from the peer, wait until the application has
+		// read what TCP received before it (or closed): the reader's
+		// ErrReset from the subflow queues this again.
+		c.stateMu.Lock()
+		keep := c.err == nil && c.peerReset && !c.closed
+		c.stateMu.Unlock()
+		if keep && c.unreadData() {
+			return
+		}
 		c.setErr(ErrReset)
 		c.abortSubflows()
 		c.st.removeConn(c)
@@ -1328,6 +1359,11 @@ func (c *Conn) maybeFinish() {
 	c.sendDataAckIfNeeded()
 	for _, s := range c.subList() {
 		if s.ep != nil {
+			// Both DATA_FINs are acknowledged: whatever TCP still holds
+			// is data sent again. Closing an endpoint with unread bytes
+			// would reset the subflow instead of finishing it.
+			for i := 0; i < 64 && c.discardEP(s, 1<<20) > 0; i++ {
+			}
 			s.ep.Close()
 		}
 	}

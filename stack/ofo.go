@@ -180,6 +180,7 @@ func (c *Conn) checksumFailure(s *sub, m subflow.RXMapping) {
 	}
 	c.st.counters.DSSCorruptionReset.Add(1)
 	s.sf.SetResetReason(options.TCPRstMiddlebox)
-	s.rxErr = ErrReset
+	s.rxErr = ErrCorrupted
 	s.ep.Abort()
+	c.onSubflowLost(ErrCorrupted)
 }

@@ -121,22 +121,17 @@ func (s *Subflow) Incoming(seg Segment, opts *options.Segment, refs Refs) (ev Ev
 	return ev
 }
 
-// acksData reports whether ack acknowledges data we sent that was not
-// acknowledged before (not just our SYN or FIN: Linux's last ACKs of a
-// closing subflow carry no options), and no more than we sent.
+// acksData reports whether ack acknowledges data we sent (not just our
+// SYN), and not our FIN: Linux's last ACKs of a closing subflow carry no
+// options. A duplicate ACK counts: a peer that fell back answers a window
+// probe with one.
 func (s *Subflow) acksData(ack uint32) bool {
 	if !s.issOK {
 		return false
 	}
 	rel := ack - s.iss
-	if !options.SubflowSeq(rel).LessThanEq(options.SubflowSeq(s.sndWritten + 1)) {
-		return false
-	}
-	data := rel
-	if data == s.sndWritten+1 {
-		data-- // the FIN's sequence number
-	}
-	return options.SubflowSeq(s.sndUnaRel).LessThan(options.SubflowSeq(data))
+	return options.SubflowSeq(1).LessThan(options.SubflowSeq(rel)) &&
+		options.SubflowSeq(rel).LessThanEq(options.SubflowSeq(s.sndWritten))
 }
 
 // AcceptableRST reports whether TCP takes a RST at sequence number seq: it

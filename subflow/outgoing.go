@@ -317,8 +317,13 @@ func (s *Subflow) dssOptions(dst []byte, seg Segment, rel uint32, c ConnState) (
 			s.sentDataAck, s.sentDataAckV = d.DataAck, true
 		}
 	}
-	if s.mpFail {
-		// Once, like Linux (mptcp_write_options clears send_mp_fail).
+	if s.mpFail && seg.PayloadLen == 0 && !d.HasMapping {
+		// Once, like Linux (mptcp_write_options clears send_mp_fail), and
+		// only where it fits for sure: next to a DSS with a mapping and
+		// its checksum (28 bytes) and the timestamps (12), MP_FAIL (12)
+		// would not, and the segment would lose its DSS. Linux too defers
+		// it to a segment with room (mptcp_established_options_mp_fail);
+		// the caller sends an option-only ACK for it.
 		dst = options.MPFail{DSN: s.mpFailDSN}.Append(dst)
 		s.mpFail = false
 		s.sent |= SentMPFail
