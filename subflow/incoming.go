@@ -397,7 +397,10 @@ func (s *Subflow) Acked(ack uint32) {
 		return
 	}
 	// A FIN takes a sequence number after the data: never count it.
-	rel = min(rel, s.sndWritten)
+	// (Sequence numbers wrap: compare them, never min them.)
+	if options.SubflowSeq(s.sndWritten).LessThan(options.SubflowSeq(rel)) {
+		rel = s.sndWritten
+	}
 	if options.SubflowSeq(s.sndUnaRel).LessThan(options.SubflowSeq(rel)) {
 		s.stats.BytesAcked += uint64(rel - s.sndUnaRel)
 		s.sndUnaRel = rel

@@ -248,3 +248,26 @@ func TestMappingAgainWithDataFIN(t *testing.T) {
 		t.Errorf("stored mapping %+v, want the DATA_FIN noted and 50 bytes", got)
 	}
 }
+
+// After 4 GiB on a subflow its relative sequence numbers wrap: an ACK just
+// before the wrap, with data written beyond it, must release only what it
+// covers (a min() of the two numbers released everything, and the
+// retransmissions that followed had no mapping).
+func TestAckedAcrossRelativeWrap(t *testing.T) {
+	p := handshake(t, false, false)
+	a := p.ini
+	a.sndWritten, a.sndUnaRel = 0xffffff00, 0xffffff00
+	a.AddTXMapping(1<<40, 0x100, 0, false)       // 0xffffff00 .. 2^32
+	a.AddTXMapping(1<<40+0x100, 0x100, 0, false) // 0 .. 0x100, after the wrap
+	a.Acked(isnA + 0xffffff80)
+	if a.sndUnaRel != 0xffffff80 || a.tx.len() != 2 {
+		t.Fatalf("ACK before the wrap: sndUnaRel %#x, %d mappings; want 0xffffff80 and 2", a.sndUnaRel, a.tx.len())
+	}
+	a.Acked(isnA + 0x80)
+	if a.sndUnaRel != 0x80 || a.tx.len() != 1 {
+		t.Fatalf("ACK after the wrap: sndUnaRel %#x, %d mappings; want 0x80 and 1", a.sndUnaRel, a.tx.len())
+	}
+	if m := a.tx.find(0x80); m == nil || m.DSN != 1<<40+0x100 {
+		t.Fatalf("mapping after the wrap: %+v", m)
+	}
+}
