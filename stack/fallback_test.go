@@ -205,79 +205,81 @@ func fallbackCases() []fallbackCase {
 
 // TestFallback opens a connection through each cause of fallback to TCP
 // (RFC 8684 §3.1, §3.7), in both roles, IPv4 and IPv6, and moves data both
-// ways: every byte arrives intact, both ends report MultipathTCP false
-// with the right FallbackReason, and each stack counts the right events.
+// ways, then half-closes both ways: every byte arrives intact and EOF after
+// it, both ends report MultipathTCP false with the right FallbackReason,
+// Info counts the bytes, and each stack counts the right events. The whole
+// matrix runs three times: data was lost to a RST after the FINs in about
+// one run in eight before b40ebeb.
 func TestFallback(t *testing.T) {
 	n := int64(sized(2<<20, 8, 64<<10))
 	const head = 10000 // the first exchange, in the order the case needs
-	for _, tc := range fallbackCases() {
-		for _, v6 := range []bool{false, true} {
-			for _, ini := range []byte{'a', 'b'} {
-				t.Run(fmt.Sprintf("%s/v6=%v/initiator=%c", tc.name, v6, ini), func(t *testing.T) {
-					noLeaks(t)
-					p := newTPair(t, pairOpts{v6: v6})
-					tc.setup(p, ini)
-					cli, srv := connect(t, p.pair, ini, 4500)
-					// A first exchange in a fixed order, so that who falls
-					// back when (and so the counters) is deterministic.
-					firstW, firstR, firstSt, secondW, secondR, secondSt := cli, srv, stream{1}, srv, cli, stream{2}
-					if tc.first == 'r' {
-						firstW, firstR, firstSt, secondW, secondR, secondSt = srv, cli, stream{2}, cli, srv, stream{1}
-					}
-					exchangeHead := func(w, r *Conn, st stream) {
-						t.Helper()
-						go w.Write(st.bytes(0, head))
-						got := make([]byte, head)
-						if _, err := io.ReadFull(r, got); err != nil {
-							t.Fatalf("first exchange: %v\nwriter %v\nreader %v", err, w.Info(), r.Info())
+	for rep := 0; rep < sized(3, 3, 1); rep++ {
+		for _, tc := range fallbackCases() {
+			for _, v6 := range []bool{false, true} {
+				for _, ini := range []byte{'a', 'b'} {
+					t.Run(fmt.Sprintf("%s/v6=%v/initiator=%c/run=%d", tc.name, v6, ini, rep), func(t *testing.T) {
+						noLeaks(t)
+						p := newTPair(t, pairOpts{v6: v6})
+						tc.setup(p, ini)
+						cli, srv := connect(t, p.pair, ini, 4500)
+						// A first exchange in a fixed order, so that who falls
+						// back when (and so the counters) is deterministic.
+						firstW, firstR, firstSt, secondW, secondR, secondSt := cli, srv, stream{1}, srv, cli, stream{2}
+						if tc.first == 'r' {
+							firstW, firstR, firstSt, secondW, secondR, secondSt = srv, cli, stream{2}, cli, srv, stream{1}
 						}
-						if !bytes.Equal(got, st.bytes(0, head)) {
-							t.Fatal("first exchange: wrong bytes")
+						exchangeHead := func(w, r *Conn, st stream) {
+							t.Helper()
+							go w.Write(st.bytes(0, head))
+							got := make([]byte, head)
+							if _, err := io.ReadFull(r, got); err != nil {
+								t.Fatalf("first exchange: %v\nwriter %v\nreader %v", err, w.Info(), r.Info())
+							}
+							if !bytes.Equal(got, st.bytes(0, head)) {
+								t.Fatal("first exchange: wrong bytes")
+							}
 						}
-					}
-					exchangeHead(firstW, firstR, firstSt)
-					exchangeHead(secondW, secondR, secondSt)
-					// Exact reads, no half-close: the end of the stream after a
-					// fallback is testBugEOFLostAfterFallback and
-					// testBugResetDiscardsReceivedData.
-					toS, toC := exchangeExact(cli, srv, head, n, head, n)
-					checkResult(t, "initiator to responder", toS, stream{1}, n)
-					checkResult(t, "responder to initiator", toC, stream{2}, n)
+						exchangeHead(firstW, firstR, firstSt)
+						exchangeHead(secondW, secondR, secondSt)
+						toS, toC := transferFrom(cli, srv, head, n, head, n, 16<<10)
+						checkResult(t, "initiator to responder", toS, stream{1}, n)
+						checkResult(t, "responder to initiator", toC, stream{2}, n)
 
-					ii, ri := cli.Info(), srv.Info()
-					if cli.MultipathTCP() || ii.MPTCP {
-						t.Errorf("initiator still MPTCP: %v", ii)
-					}
-					if srv.MultipathTCP() || ri.MPTCP {
-						t.Errorf("responder still MPTCP: %v", ri)
-					}
-					if ii.FallbackReason != tc.iniReason.String() {
-						t.Errorf("initiator's reason %q, want %q", ii.FallbackReason, tc.iniReason.String())
-					}
-					if ri.FallbackReason != tc.rspReason.String() {
-						t.Errorf("responder's reason %q, want %q", ri.FallbackReason, tc.rspReason.String())
-					}
-					// Info counts the bytes of a connection that fell back too.
-					for _, in := range []Info{ii, ri} {
-						if in.BytesSent != uint64(n) || in.BytesReceived != uint64(n) {
-							t.Errorf("Info after fallback: sent %d received %d, want %d each", in.BytesSent, in.BytesReceived, n)
+						ii, ri := cli.Info(), srv.Info()
+						if cli.MultipathTCP() || ii.MPTCP {
+							t.Errorf("initiator still MPTCP: %v", ii)
 						}
-					}
-					checkCounters(t, "initiator's stack", p.stackOf(ini), tc.iniCtr)
-					if tc.iniEitherCount {
-						c := p.stackOf(ini).Counters()
-						if n := c.DssFallback.Load() + c.MPCapableDataFallback.Load(); n != 1 {
-							t.Errorf("initiator's stack: DssFallback + MPCapableDataFallback = %d, want 1", n)
+						if srv.MultipathTCP() || ri.MPTCP {
+							t.Errorf("responder still MPTCP: %v", ri)
 						}
-					}
-					checkCounters(t, "responder's stack", p.stackOf(other(ini)), tc.rspCtr)
-					cli.Close()
-					srv.Close()
-					waitConnsGone(t, p.a, p.b)
-					if t.Failed() {
-						t.Logf("initiator counters %v\nresponder counters %v", nonZero(p.stackOf(ini).Counters()), nonZero(p.stackOf(other(ini)).Counters()))
-					}
-				})
+						if ii.FallbackReason != tc.iniReason.String() {
+							t.Errorf("initiator's reason %q, want %q", ii.FallbackReason, tc.iniReason.String())
+						}
+						if ri.FallbackReason != tc.rspReason.String() {
+							t.Errorf("responder's reason %q, want %q", ri.FallbackReason, tc.rspReason.String())
+						}
+						// Info counts the bytes of a connection that fell back too.
+						for _, in := range []Info{ii, ri} {
+							if in.BytesSent != uint64(n) || in.BytesReceived != uint64(n) {
+								t.Errorf("Info after fallback: sent %d received %d, want %d each", in.BytesSent, in.BytesReceived, n)
+							}
+						}
+						checkCounters(t, "initiator's stack", p.stackOf(ini), tc.iniCtr)
+						if tc.iniEitherCount {
+							c := p.stackOf(ini).Counters()
+							if n := c.DssFallback.Load() + c.MPCapableDataFallback.Load(); n != 1 {
+								t.Errorf("initiator's stack: DssFallback + MPCapableDataFallback = %d, want 1", n)
+							}
+						}
+						checkCounters(t, "responder's stack", p.stackOf(other(ini)), tc.rspCtr)
+						cli.Close()
+						srv.Close()
+						waitConnsGone(t, p.a, p.b)
+						if t.Failed() {
+							t.Logf("initiator counters %v\nresponder counters %v", nonZero(p.stackOf(ini).Counters()), nonZero(p.stackOf(other(ini)).Counters()))
+						}
+					})
+				}
 			}
 		}
 	}
@@ -288,48 +290,48 @@ func TestFallback(t *testing.T) {
 // without DSS, and the sender learns it from the ACKs of its data, which
 // carry no DATA_ACK any more (RFC 8684 §3.7), instead of waiting for
 // DATA_ACKs forever (or probing with bytes the fallen-back receiver would
-// deliver twice). Every byte arrives intact, both ends end up plain TCP,
-// and both connections leave.
+// deliver twice). Every byte arrives intact, then EOF (the DATA_FIN became
+// a TCP FIN), both ends end up plain TCP, and both connections leave. Each
+// case runs several times: Read could miss the FIN of a fallen-back
+// subflow (a race, fixed in b40ebeb).
 func TestFallbackOneWay(t *testing.T) {
 	n := int64(sized(16<<20, 8, 1<<20))
 	for _, v6 := range []bool{false, true} {
 		for _, sender := range []string{"initiator", "responder"} {
-			t.Run(fmt.Sprintf("v6=%v/sender=%s", v6, sender), func(t *testing.T) {
-				noLeaks(t)
-				p := newTPair(t, pairOpts{v6: v6, noRecord: true})
-				dir := emu.AToB
-				if sender == "responder" {
-					dir = emu.BToA
-				}
-				p.link.Update(dir, func(c *emu.Config) { c.Strip = emu.StripData })
-				cli, srv := connect(t, p.pair, 'a', 4601)
-				w, r := cli, srv
-				if sender == "responder" {
-					w, r = srv, cli
-				}
-				// Exact read, no EOF: see testBugEOFLostAfterFallback.
-				done := make(chan error, 1)
-				go func() {
-					ck := newChecker(stream{1}, n)
-					_, err := io.CopyN(ck, onlyReader{r}, n)
-					if err == nil && ck.bad >= 0 {
-						err = fmt.Errorf("wrong byte at offset %d", ck.bad)
+			for run := 0; run < sized(8, 4, 2); run++ {
+				t.Run(fmt.Sprintf("v6=%v/sender=%s/run=%d", v6, sender, run), func(t *testing.T) {
+					noLeaks(t)
+					p := newTPair(t, pairOpts{v6: v6, noRecord: true})
+					dir := emu.AToB
+					if sender == "responder" {
+						dir = emu.BToA
 					}
-					done <- err
-				}()
-				if _, err := io.Copy(onlyWriter{w}, stream{1}.reader(n)); err != nil {
-					t.Errorf("sender: %v", err)
-				}
-				if err := <-done; err != nil {
-					t.Errorf("receiver: %v", err)
-				}
-				if cli.MultipathTCP() || srv.MultipathTCP() {
-					t.Errorf("still MPTCP: initiator %v\nresponder %v", cli.Info(), srv.Info())
-				}
-				cli.Close()
-				srv.Close()
-				waitConnsGone(t, p.a, p.b)
-			})
+					p.link.Update(dir, func(c *emu.Config) { c.Strip = emu.StripData })
+					cli, srv := connect(t, p.pair, 'a', 4601)
+					w, r := cli, srv
+					if sender == "responder" {
+						w, r = srv, cli
+					}
+					done := make(chan error, 1)
+					go func() { done <- readExactlyThenEOF(r, stream{1}, n) }()
+					_, err := io.Copy(onlyWriter{w}, stream{1}.reader(n))
+					if err == nil {
+						err = w.CloseWrite()
+					}
+					if err != nil {
+						t.Errorf("sender: %v", err)
+					}
+					if err := <-done; err != nil {
+						t.Errorf("receiver: %v", err)
+					}
+					if cli.MultipathTCP() || srv.MultipathTCP() {
+						t.Errorf("still MPTCP: initiator %v\nresponder %v", cli.Info(), srv.Info())
+					}
+					cli.Close()
+					srv.Close()
+					waitConnsGone(t, p.a, p.b)
+				})
+			}
 		}
 	}
 }

@@ -717,31 +717,3 @@ func shortFailTimeout(p *pair) {
 	p.a.failTimeout = 200 * time.Millisecond
 	p.b.failTimeout = 200 * time.Millisecond
 }
-
-// exchangeExact sends bytes [fromUp, up) of stream 1 from c to s and
-// [fromDown, down) of stream 2 from s to c at the same time, and reads
-// exactly those on the other side, checking each byte; nothing is closed.
-func exchangeExact(c, s *Conn, fromUp, up, fromDown, down int64) (toS, toC result) {
-	var wg sync.WaitGroup
-	wg.Add(4)
-	send := func(conn *Conn, st stream, from, n int64, res *result) {
-		defer wg.Done()
-		_, res.wErr = io.CopyBuffer(onlyWriter{conn}, &streamReader{s: st, off: from, n: n}, make([]byte, 16<<10))
-	}
-	recv := func(conn *Conn, st stream, from, n int64, res *result) {
-		defer wg.Done()
-		ck := newChecker(st, n)
-		ck.off = from
-		io.Copy(ck.h, &streamReader{s: st, n: from})
-		res.n, res.readErr = io.CopyN(ck, onlyReader{conn}, n-from)
-		res.n += from
-		copy(res.sum[:], ck.sum())
-		res.bad = ck.bad
-	}
-	go send(c, stream{1}, fromUp, up, &toS)
-	go send(s, stream{2}, fromDown, down, &toC)
-	go recv(s, stream{1}, fromUp, up, &toS)
-	go recv(c, stream{2}, fromDown, down, &toC)
-	wg.Wait()
-	return toS, toC
-}
