@@ -45,16 +45,6 @@ func newFlow(local, remote netip.AddrPort, sf *subflow.Subflow) *flow {
 
 func (f *flow) retire(now time.Time) { f.retired.Store(now.UnixNano()) }
 
-// ourWindowShift is the scale of the window we advertise (RFC 7323 §2.2:
-// only when both SYNs carried the option).
-func (f *flow) ourWindowShift() uint {
-	o, p := f.ourWS.Load(), f.peerWS.Load()
-	if o < 0 || p < 0 {
-		return 0
-	}
-	return uint(min(o, 14))
-}
-
 func (f *flow) peerWindowShift() uint {
 	o, p := f.ourWS.Load(), f.peerWS.Load()
 	if o < 0 || p < 0 {

@@ -688,7 +688,7 @@ func (sh *shim) inbound(pkt *stack.PacketBuffer) {
 	if seg.Flags&subflow.FlagACK != 0 {
 		f.sf.Acked(seg.Ack)
 	}
-	if seg.Flags&subflow.FlagRST != 0 && f.sf.AcceptableRST(seg.Seq, f.ourWindowShift()) {
+	if seg.Flags&subflow.FlagRST != 0 && f.sf.AcceptableRST(seg.Seq) {
 		f.sf.MarkReset()
 		f.peerReset.Store(true)
 	}

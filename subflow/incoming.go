@@ -74,6 +74,9 @@ func (s *Subflow) Incoming(seg Segment, opts *options.Segment, refs Refs) (ev Ev
 		s.incomingReset(opts, &ev)
 		return ev
 	}
+	if seg.Flags&FlagSYN == 0 {
+		s.noteRX(seg)
+	}
 	if s.fallback != NoFallback {
 		return ev
 	}
@@ -134,18 +137,37 @@ func (s *Subflow) acksData(ack uint32) bool {
 		options.SubflowSeq(rel).LessThanEq(options.SubflowSeq(s.sndWritten))
 }
 
-// AcceptableRST reports whether TCP takes a RST at sequence number seq: it
-// falls in the receive window we last advertised (RFC 9293 §3.10.7.4),
-// shift being our window scale. A blind RST outside it must not stop the
-// subflow.
-func (s *Subflow) AcceptableRST(seq uint32, shift uint) bool {
+// AcceptableRST reports whether TCP takes a RST at sequence number seq:
+// RFC 5961 §3.2, as gVisor and Linux do it, accepts only a RST at exactly
+// the next sequence number expected (a RST elsewhere in the window gets a
+// challenge ACK). The subflow knows that number as the acknowledgment of
+// TCP's last segment or the end of the in-order data received since. A
+// RST it refuses but TCP takes still shows, as the endpoint's reset.
+func (s *Subflow) AcceptableRST(seq uint32) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.lastTX.valid || !s.lastTX.ackFlagSet {
-		return false
+	return (s.lastTX.valid && s.lastTX.ackFlagSet && seq == s.lastTX.ack) || (s.rcvNxtOK && seq == s.rcvNxt)
+}
+
+// noteRX follows the in-order end of what the peer sent (for AcceptableRST).
+func (s *Subflow) noteRX(seg Segment) {
+	if !s.rcvNxtOK {
+		if !s.irsOK {
+			return
+		}
+		s.rcvNxt, s.rcvNxtOK = s.irs+1, true
 	}
-	wnd := max(uint32(s.lastTX.window)<<shift, 1)
-	return options.SubflowSeq(seq).InWindow(options.SubflowSeq(s.lastTX.ack), wnd)
+	end := seg.Seq + uint32(seg.PayloadLen)
+	if seg.Flags&FlagFIN != 0 {
+		end++
+	}
+	// A segment that starts at or before rcvNxt and reaches past it (a
+	// retransmission carrying new bytes too) moves it; one after a gap
+	// does not.
+	if options.SubflowSeq(seg.Seq).LessThanEq(options.SubflowSeq(s.rcvNxt)) &&
+		options.SubflowSeq(s.rcvNxt).LessThan(options.SubflowSeq(end)) {
+		s.rcvNxt = end
+	}
 }
 
 // capableMapping records the mapping an MP_CAPABLE with data carries: its

@@ -181,26 +181,29 @@ func TestAckWithoutDSS(t *testing.T) {
 }
 
 func TestAcceptableRST(t *testing.T) {
-	if New(Config{Role: Initiator}).AcceptableRST(isnB+1, 0) {
-		t.Error("RST accepted before we sent an ACK (no window known)")
+	if New(Config{Role: Initiator}).AcceptableRST(isnB + 1) {
+		t.Error("RST accepted before anything was exchanged")
 	}
 	p := handshake(t, false, false)
 	a := p.ini
 	out(t, a, Segment{Flags: FlagACK, Seq: isnA + 1, Ack: isnB + 1, Window: 100}, ConnState{})
+	// The peer's data after our last ACK moves what TCP expects next.
+	data := Segment{Flags: FlagACK, Seq: isnB + 1, Ack: isnA + 1, PayloadLen: 50}
+	a.Incoming(data, build(data.Flags, 50), Refs{})
+	ooo := Segment{Flags: FlagACK, Seq: isnB + 1000, Ack: isnA + 1, PayloadLen: 50}
+	a.Incoming(ooo, build(ooo.Flags, 50), Refs{})
 	for _, c := range []struct {
-		seq   uint32
-		shift uint
-		want  bool
+		seq  uint32
+		want bool
 	}{
-		{isnB + 1, 0, true},
-		{isnB + 100, 0, true},
-		{isnB + 101, 0, false},
-		{isnB, 0, false},
-		{isnB + 101, 2, true}, // window 100 << 2
-		{isnB + 1 + 1<<20, 0, false},
+		{isnB + 1, true},   // what our last ACK acknowledged
+		{isnB + 51, true},  // the end of the in-order data since
+		{isnB + 52, false}, // in the window, not exact: a challenge ACK (RFC 5961)
+		{isnB + 1050, false},
+		{isnB, false},
 	} {
-		if got := a.AcceptableRST(c.seq, c.shift); got != c.want {
-			t.Errorf("RST seq %d (ack %d, window 100<<%d): acceptable %v, want %v", c.seq, isnB+1, c.shift, got, c.want)
+		if got := a.AcceptableRST(c.seq); got != c.want {
+			t.Errorf("RST seq %d: acceptable %v, want %v", c.seq, got, c.want)
 		}
 	}
 }

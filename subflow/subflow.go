@@ -121,6 +121,9 @@ type Subflow struct {
 
 	rx      rxTable
 	rcvRead uint32 // relative sequence number of the next byte the reader takes
+	// rcvNxt is the end of the in-order data (and FIN) received, absolute.
+	rcvNxt   uint32
+	rcvNxtOK bool
 
 	// Signals to put on the next segments.
 	mpFail    bool
