@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/waiter"
 
 	"github.com/umptcp/umptcp/options"
@@ -623,6 +624,12 @@ func (c *Conn) discardEP(s *sub, n int) int {
 }
 
 func (c *Conn) noteReadErr(s *sub, err tcpip.Error) {
+	if _, ok := err.(*tcpip.ErrClosedForReceive); ok && resetEndpoint(s.ep) {
+		// A reset whose error a Write took first: gVisor reports an
+		// endpoint's hard error once, to Read or Write, then only
+		// "closed". Not an end of stream.
+		err = &tcpip.ErrConnectionReset{}
+	}
 	switch err.(type) {
 	case nil, *tcpip.ErrWouldBlock:
 	case *tcpip.ErrClosedForReceive:
@@ -638,6 +645,12 @@ func (c *Conn) noteReadErr(s *sub, err tcpip.Error) {
 	default:
 		s.rxErr = errors.New(err.String())
 	}
+}
+
+// resetEndpoint reports whether ep ended in an error (a RST, an abort)
+// rather than by a FIN.
+func resetEndpoint(ep tcpip.Endpoint) bool {
+	return tcp.EndpointState(ep.State()) == tcp.StateError
 }
 
 // unmapped handles a subflow whose next byte has no mapping: nothing there
@@ -746,6 +759,9 @@ func (c *Conn) readPlain(p []byte) (int, error) {
 	case *tcpip.ErrWouldBlock:
 		return 0, nil
 	case *tcpip.ErrClosedForReceive:
+		if resetEndpoint(s.ep) {
+			return 0, ErrReset // see noteReadErr
+		}
 		return 0, io.EOF
 	case *tcpip.ErrConnectionReset:
 		return 0, ErrReset

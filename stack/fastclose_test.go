@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"gvisor.dev/gvisor/pkg/tcpip"
+
 	"github.com/umptcp/umptcp/emu"
 	"github.com/umptcp/umptcp/options"
 )
@@ -179,6 +181,49 @@ func TestResetWithoutFastClose(t *testing.T) {
 				}
 				if peer.MultipathTCP() {
 					t.Errorf("MultipathTCP true on a connection whose only subflow was reset")
+				}
+				peer.Close()
+				waitConnsGone(t, p.a, p.b)
+			})
+		}
+	}
+}
+
+// TestResetTakenByWrite resets the only subflow with a plain RST, MPTCP
+// and fallen back, in both roles, and lets a Write meet the reset first:
+// gVisor hands an endpoint's hard error to whichever of Read and Write
+// comes first and then reports only "closed". Read must still fail with
+// ErrReset, not return EOF as though the peer had closed: a clean EOF
+// after a reset would hide the lost rest of the stream (a CI run of
+// TestRewriteRandomWithChecksum saw exactly that).
+func TestResetTakenByWrite(t *testing.T) {
+	for _, plain := range []bool{false, true} {
+		for _, closerIsInitiator := range []bool{true, false} {
+			t.Run(fmt.Sprintf("plain=%v/closer-initiator=%v", plain, closerIsInitiator), func(t *testing.T) {
+				noLeaks(t)
+				p := newTPair(t, pairOpts{a: Config{CloseTimeout: time.Hour}, b: Config{CloseTimeout: time.Hour}})
+				if plain {
+					p.link.Update(emu.BToA, func(c *emu.Config) { c.Strip = emu.StripSYNACK })
+				}
+				closer, peer, side := fastCloseSetup(t, p, closerIsInitiator)
+				if peer.MultipathTCP() == plain {
+					t.Fatalf("MultipathTCP %v, want %v", peer.MultipathTCP(), !plain)
+				}
+				p.link.Update(dirOf(side), func(c *emu.Config) { c.Strip = emu.StripAll })
+				closer.SetLinger(0)
+				closer.Close()
+				ep := peer.subList()[0].ep
+				if !waitFor(t, "the peer's endpoint to take the RST", func() bool { return resetEndpoint(ep) }) {
+					return
+				}
+				// Take the endpoint's error as a concurrent Write would.
+				var r bytes.Reader
+				if _, err := ep.Write(&r, tcpip.WriteOptions{}); err == nil {
+					t.Fatalf("endpoint Write after the reset succeeded")
+				}
+				n, err := peer.Read(make([]byte, 1))
+				if !errors.Is(err, ErrReset) {
+					t.Errorf("peer's Read after a reset whose error a Write took: %d, %v; want ErrReset", n, err)
 				}
 				peer.Close()
 				waitConnsGone(t, p.a, p.b)
