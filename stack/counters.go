@@ -42,6 +42,8 @@ type Counters struct {
 	// umptcp-specific: not in Linux's MIB.
 	UmptcpMalformedOptions  atomic.Uint64 // MPTCP options that matched no variant (ignored)
 	UmptcpBadTCPChecksum    atomic.Uint64 // TCP segments with a bad checksum (options not trusted)
+	UmptcpBadIPChecksum     atomic.Uint64 // IPv4 packets with a bad header checksum
+	UmptcpFragmentsDropped  atomic.Uint64 // IP fragments of TCP or UDP, and TCP behind IPv6 headers the shim cannot check
 	UmptcpBadFastClose      atomic.Uint64 // MP_FASTCLOSE with a key that is not ours (ignored)
 	UmptcpPendingDropped    atomic.Uint64 // MP_CAPABLE SYNs refused: too many half-open handshakes
 	UmptcpSegmentsSplit     atomic.Uint64 // outgoing segments cut at a mapping boundary

@@ -52,9 +52,13 @@ var _ stack.NetworkDispatcher = (*shim)(nil)
 // checksum offload from gVisor: it needs gVisor's checksum of each segment
 // to update it for the options it adds without reading the payload again.
 // Segmentation offload (GSO) is kept: such segments carry a partial
-// checksum that the shim keeps partial.
+// checksum that the shim keeps partial. It claims receive checksum
+// offload: it must verify an arriving segment's checksum itself before it
+// trusts its options, and with the claim gVisor does not sum every
+// segment a second time (the shim checks whatever gVisor then skips; see
+// inbound).
 func (sh *shim) Capabilities() stack.LinkEndpointCapabilities {
-	return sh.child.Capabilities() &^ stack.CapabilityTXChecksumOffload
+	return sh.child.Capabilities()&^stack.CapabilityTXChecksumOffload | stack.CapabilityRXChecksumOffload
 }
 
 // MaxHeaderLength implements stack.LinkEndpoint: the child's, plus room
@@ -568,7 +572,9 @@ func pseudoSum(src, dst []byte, tcpLen int) uint16 {
 // DeliverNetworkPacket implements stack.NetworkDispatcher: every packet
 // from the link passes here before gVisor's network layer.
 func (sh *shim) DeliverNetworkPacket(protocol tcpip.NetworkProtocolNumber, pkt *stack.PacketBuffer) {
-	sh.inbound(pkt)
+	if !sh.inbound(pkt) {
+		return
+	}
 	sh.Endpoint.DeliverNetworkPacket(protocol, pkt)
 }
 
@@ -644,30 +650,39 @@ func checksumOK(pkt *stack.PacketBuffer, v *tcpView, ipLen, total int) bool {
 	return checksum.Combine(sum, pseudoSum(v.src, v.dst, total-ipLen)) == 0xffff
 }
 
-func (sh *shim) inbound(pkt *stack.PacketBuffer) {
+// inbound processes an arriving packet's MPTCP options and reports whether
+// gVisor may have it. Since the shim claims receive checksum offload,
+// gVisor trusts every packet's checksums: the shim verifies them here
+// unless the link below did.
+func (sh *shim) inbound(pkt *stack.PacketBuffer) bool {
+	verified := pkt.RXChecksumValidated || sh.child.Capabilities()&stack.CapabilityRXChecksumOffload != 0
 	v, ipLen, total, ok := incomingView(pkt)
 	if !ok {
-		return
+		return verified || sh.verifyOther(pkt)
+	}
+	if !verified {
+		if !v.v6 && !header.IPv4(v.ipHdr).IsChecksumValid() {
+			sh.st.counters.UmptcpBadIPChecksum.Add(1)
+			return false
+		}
+		if !checksumOK(pkt, &v, ipLen, total) {
+			sh.st.counters.UmptcpBadTCPChecksum.Add(1)
+			return false
+		}
+		pkt.RXChecksumValidated = true
 	}
 
 	f := sh.st.flows.get(v.keyIn())
 	seg := v.segment()
 	isSYN := seg.Flags&subflow.FlagSYN != 0 && seg.Flags&subflow.FlagACK == 0
 	if f == nil && !isSYN {
-		return // not ours: plain TCP, or gVisor will answer with a RST
-	}
-	if !pkt.RXChecksumValidated && sh.child.Capabilities()&stack.CapabilityRXChecksumOffload == 0 {
-		if !checksumOK(pkt, &v, ipLen, total) {
-			sh.st.counters.UmptcpBadTCPChecksum.Add(1)
-			return // gVisor drops it and counts it too
-		}
-		pkt.RXChecksumValidated = true
+		return true // not ours: plain TCP, or gVisor will answer with a RST
 	}
 	var opts options.Segment
 	opts.Parse(v.tcp.Options(), options.ContextOf(seg.Flags, seg.PayloadLen))
 	if f == nil {
 		sh.st.passiveSYN(&v, seg, &opts)
-		return
+		return true
 	}
 	if seg.Flags&subflow.FlagSYN != 0 {
 		f.peerWS.Store(findWindowScale(v.tcp.Options()))
@@ -676,7 +691,7 @@ func (sh *shim) inbound(pkt *stack.PacketBuffer) {
 			if o := opts.Find(options.SubtypeMPCapable); o != nil && o.MPCapable().Usable() {
 				f.sf.AcceptSYN(seg.Seq, o.MPCapable())
 			}
-			return
+			return true
 		}
 	}
 	c := f.conn.Load()
@@ -693,6 +708,103 @@ func (sh *shim) inbound(pkt *stack.PacketBuffer) {
 		f.peerReset.Store(true)
 	}
 	sh.st.handleEvents(f, c, &v, seg, &ev)
+	return true
+}
+
+// verifyOther checks a packet that incomingView did not take as a TCP
+// segment for what gVisor skips under the shim's claim of receive checksum
+// offload: the IPv4 header checksum and the checksum of TCP behind IPv6
+// extension headers. It drops fragments of TCP and UDP: their transport
+// checksum can only be checked after reassembly, which gVisor would skip
+// (a reassembled packet inherits the validated flag of its first
+// fragment), and the shim must see every TCP segment's options whole. TCP
+// senders set DF and discover the path MTU, and routers never fragment
+// IPv6, so TCP arrives in fragments only when something is broken. ICMP
+// gVisor checks itself; umptcp's stack has no UDP.
+func (sh *shim) verifyOther(pkt *stack.PacketBuffer) bool {
+	size := pkt.Data().Size()
+	b, _ := pkt.Data().PullUp(min(size, 128))
+	if len(b) < 1 {
+		return true // gVisor drops what it cannot parse
+	}
+	var proto uint8
+	var off int
+	frag := false
+	switch b[0] >> 4 {
+	case 4:
+		if len(b) < header.IPv4MinimumSize {
+			return true
+		}
+		ip := header.IPv4(b)
+		ipLen := int(ip.HeaderLength())
+		if ipLen < header.IPv4MinimumSize || ipLen > len(b) {
+			return true
+		}
+		if !ip.IsChecksumValid() {
+			sh.st.counters.UmptcpBadIPChecksum.Add(1)
+			return false
+		}
+		proto, frag = ip.Protocol(), ip.More() || ip.FragmentOffset() != 0
+	case 6:
+		if len(b) < header.IPv6MinimumSize {
+			return true
+		}
+		// Walk the extension headers (RFC 8200 §4) to the upper layer.
+		proto, off = b[6], header.IPv6MinimumSize
+		for walked := false; ; walked = true {
+			var next uint8
+			var n int
+			switch proto {
+			case 0, 43, 60: // hop-by-hop, routing, destination options
+				if off+2 > len(b) {
+					return !walked // headers too long to look through
+				}
+				next, n = b[off], (int(b[off+1])+1)*8
+			case 44: // fragment
+				if off+8 > len(b) {
+					return !walked
+				}
+				next, n, frag = b[off], 8, true
+			default:
+				if !walked {
+					return true // nothing in front of the upper layer
+				}
+				if proto == uint8(header.TCPProtocolNumber) && !frag {
+					return sh.checksumAt(pkt, b, off, size)
+				}
+				if frag && (proto == uint8(header.TCPProtocolNumber) || proto == uint8(header.UDPProtocolNumber)) {
+					sh.st.counters.UmptcpFragmentsDropped.Add(1)
+					return false
+				}
+				return true
+			}
+			proto, off = next, off+n
+		}
+	default:
+		return true
+	}
+	if frag && (proto == uint8(header.TCPProtocolNumber) || proto == uint8(header.UDPProtocolNumber)) {
+		sh.st.counters.UmptcpFragmentsDropped.Add(1)
+		return false
+	}
+	return true
+}
+
+// checksumAt verifies the checksum of an IPv6 TCP segment that starts off
+// bytes into the packet (behind extension headers), b being the packet's
+// first bytes. The shim does not look at such a segment's options.
+func (sh *shim) checksumAt(pkt *stack.PacketBuffer, b []byte, off, size int) bool {
+	total := header.IPv6MinimumSize + int(header.IPv6(b).PayloadLength())
+	if total > size || off > total {
+		return true // gVisor drops it as malformed
+	}
+	r := pkt.Data().AsRange().SubRange(off).Capped(total - off)
+	sum := checksum.Checksum(r.ToSlice(), 0)
+	if checksum.Combine(sum, pseudoSum(b[8:24], b[24:40], total-off)) != 0xffff {
+		sh.st.counters.UmptcpBadTCPChecksum.Add(1)
+		return false
+	}
+	return true
 }
 
 // sendPureACK synthesises an ACK on f carrying only options: the DATA_ACK
