@@ -105,7 +105,9 @@ type sub struct {
 	wEntry waiter.Entry
 	// Reader state, under the connection's readMu.
 	rxEOF bool
-	rxErr error
+	// rxErr is set by the reader and also read by the writer (pickSub) and
+	// the workers (onSubflowLost).
+	rxErr subErr
 	stage csumStage
 	// csumSeen: a mapping's DSS checksum verified on this subflow, so the
 	// path keeps our options: data without a mapping then is not a
@@ -479,7 +481,7 @@ func (c *Conn) readOnce(p []byte) (int, error) {
 				allEOF = false
 				continue
 			}
-			if s.rxEOF || s.rxErr != nil {
+			if s.rxEOF || s.rxErr.load() != nil {
 				continue
 			}
 			allEOF = false
@@ -498,14 +500,14 @@ func (c *Conn) readOnce(p []byte) (int, error) {
 			// A subflow that just met its end or an error is progress
 			// too: the next round sees it done (its readable event was
 			// consumed by the wait that led here).
-			progress = progress || moved || s.rxEOF || s.rxErr != nil
+			progress = progress || moved || s.rxEOF || s.rxErr.load() != nil
 		}
 		if allEOF && len(c.subList()) > 0 {
 			// Every subflow is finished and no DATA_FIN came: Linux
 			// treats that as the end of the stream (mptcp_check_for_eof).
 			for _, s := range c.subList() {
-				if s.rxErr != nil {
-					return 0, s.rxErr
+				if s.rxErr.load() != nil {
+					return 0, s.rxErr.load()
 				}
 			}
 			return 0, io.EOF
@@ -636,16 +638,28 @@ func (c *Conn) noteReadErr(s *sub, err tcpip.Error) {
 		s.rxEOF = true
 	case *tcpip.ErrConnectionReset:
 		// gVisor took a RST the shim may not have judged acceptable.
-		s.rxErr = ErrReset
+		s.rxErr.store(ErrReset)
 		s.sf.MarkReset()
 		if s.flow != nil {
 			s.flow.peerReset.Store(true)
 			c.onSubflowReset(s.flow)
 		}
 	default:
-		s.rxErr = errors.New(err.String())
+		s.rxErr.store(errors.New(err.String()))
 	}
 }
+
+// subErr is an error that one goroutine sets and others read.
+type subErr struct{ p atomic.Pointer[error] }
+
+func (e *subErr) load() error {
+	if p := e.p.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (e *subErr) store(err error) { e.p.Store(&err) }
 
 // resetEndpoint reports whether ep ended in an error (a RST, an abort)
 // rather than by a FIN.
@@ -664,7 +678,7 @@ func (c *Conn) unmapped(s *sub) bool {
 	res, err := s.ep.Read(&w, tcpip.ReadOptions{Peek: true})
 	if err != nil {
 		c.noteReadErr(s, err)
-		return s.rxEOF || s.rxErr != nil
+		return s.rxEOF || s.rxErr.load() != nil
 	}
 	if res.Count == 0 {
 		return false
@@ -705,7 +719,7 @@ func (c *Conn) unmapped(s *sub) bool {
 		lost = ErrCorrupted
 	}
 	s.sf.SetResetReason(options.TCPRstMPTCPError)
-	s.rxErr = lost
+	s.rxErr.store(lost)
 	s.ep.Abort()
 	c.onSubflowLost(lost)
 	return true
@@ -715,7 +729,7 @@ func (c *Conn) unmapped(s *sub) bool {
 // that can carry data (a subflow we reset for breaking the protocol).
 func (c *Conn) onSubflowLost(err error) {
 	for _, s := range c.subList() {
-		if s.ep != nil && s.rxErr == nil {
+		if s.ep != nil && s.rxErr.load() == nil {
 			return
 		}
 	}
@@ -931,7 +945,7 @@ func (c *Conn) writeOnce(b []byte) (n int, dataBlocked bool, err error) {
 // established. (The scheduler of the multipath issue replaces this.)
 func (c *Conn) pickSub() *sub {
 	for _, s := range c.subList() {
-		if s.ep != nil && s.rxErr == nil {
+		if s.ep != nil && s.rxErr.load() == nil {
 			return s
 		}
 	}
@@ -1158,7 +1172,7 @@ func (c *Conn) unreadData() bool {
 		c.dropDuplicates()
 		c.readMu.Unlock()
 	}
-	if c.ofo.size > 0 {
+	if c.ofo.size.Load() > 0 {
 		return true
 	}
 	for _, s := range c.subList() {
@@ -1183,7 +1197,7 @@ func (c *Conn) dropDuplicates() {
 	}
 	next := c.rcvNxt.Load()
 	for _, s := range c.subList() {
-		if s.ep == nil || s.rxEOF || s.rxErr != nil || s.stage.active {
+		if s.ep == nil || s.rxEOF || s.rxErr.load() != nil || s.stage.active {
 			continue
 		}
 		for i := 0; i < 64; i++ {

@@ -231,8 +231,8 @@ func runInjection(t *testing.T, data []byte) {
 			t.Fatalf("%d mappings held, limit 64", sb.sf.RXMappingCount())
 		}
 	}
-	if s.ofo.size > 1<<20 {
-		t.Fatalf("out-of-order queue holds %d bytes, limit 1 MiB", s.ofo.size)
+	if s.ofo.size.Load() > 1<<20 {
+		t.Fatalf("out-of-order queue holds %d bytes, limit 1 MiB", s.ofo.size.Load())
 	}
 	c.Close()
 	s.Close()

@@ -14,7 +14,9 @@ import (
 // touches it.
 type ofoQueue struct {
 	segs []ofoSeg
-	size int
+	// size is the bytes held. The reader changes the queue (readMu held);
+	// the workers read size without that lock (unreadData).
+	size atomic.Int64
 }
 
 type ofoSeg struct {
@@ -22,7 +24,7 @@ type ofoSeg struct {
 	b   []byte
 }
 
-func (q *ofoQueue) room(limit int) int { return limit - q.size }
+func (q *ofoQueue) room(limit int) int { return limit - int(q.size.Load()) }
 
 // insert adds b at dsn, dropping what is before next or already held.
 func (q *ofoQueue) insert(dsn uint64, b []byte, next uint64) {
@@ -63,7 +65,7 @@ func (q *ofoQueue) insertAt(i int, dsn uint64, b []byte) {
 	q.segs = append(q.segs, ofoSeg{})
 	copy(q.segs[i+1:], q.segs[i:])
 	q.segs[i] = ofoSeg{dsn: dsn, b: b}
-	q.size += len(b)
+	q.size.Add(int64(len(b)))
 }
 
 // take copies in-sequence data at *next into p and advances *next.
@@ -77,7 +79,7 @@ func (q *ofoQueue) take(p []byte, next *atomic.Uint64) int {
 		}
 		skip := int(nx - s.dsn)
 		if skip >= len(s.b) {
-			q.size -= len(s.b)
+			q.size.Add(-int64(len(s.b)))
 			q.segs = q.segs[1:]
 			continue
 		}
@@ -85,7 +87,7 @@ func (q *ofoQueue) take(p []byte, next *atomic.Uint64) int {
 		n += k
 		next.Store(nx + uint64(k))
 		if skip+k == len(s.b) {
-			q.size -= len(s.b)
+			q.size.Add(-int64(len(s.b)))
 			q.segs[0] = ofoSeg{}
 			q.segs = q.segs[1:]
 		}
@@ -180,7 +182,7 @@ func (c *Conn) checksumFailure(s *sub, m subflow.RXMapping) {
 	}
 	c.st.counters.DSSCorruptionReset.Add(1)
 	s.sf.SetResetReason(options.TCPRstMiddlebox)
-	s.rxErr = ErrCorrupted
+	s.rxErr.store(ErrCorrupted)
 	s.ep.Abort()
 	c.onSubflowLost(ErrCorrupted)
 }
