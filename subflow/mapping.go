@@ -62,6 +62,56 @@ func (t *txTable) push(m TXMapping) {
 	t.count++
 }
 
+// insertAt puts m at index i, moving the mappings from i on back by one.
+func (t *txTable) insertAt(i int, m TXMapping) {
+	t.push(TXMapping{})
+	for k := t.count - 1; k > i; k-- {
+		*t.at(k) = *t.at(k - 1)
+	}
+	*t.at(i) = m
+}
+
+// removeAt drops the mapping at index i, moving the ones after it forward.
+func (t *txTable) removeAt(i int) {
+	for k := i; k < t.count-1; k++ {
+		*t.at(k) = *t.at(k + 1)
+	}
+	*t.at(t.count - 1) = TXMapping{}
+	t.count--
+}
+
+// recut makes the mapping at index i, with the bytes of the mappings after
+// it that continue it, cover exactly n bytes (fewer where they stop
+// continuing it), and the next mapping start after them. The caller makes
+// sure that TCP sent none of these bytes yet, so no segment carried these
+// mappings: every segment of a mapping must carry it unchanged (§3.3.1),
+// and no peer has seen them. Their checksums are not kept: checksums must
+// be off.
+func (t *txTable) recut(i, n int) {
+	m := t.at(i)
+	n = min(n, MaxMappingLen)
+	for int(m.Len) < n && i+1 < t.count {
+		next := t.at(i + 1)
+		if next.SSN != m.End() || next.DSN != m.DSN+uint64(m.Len) {
+			break
+		}
+		k := min(n-int(m.Len), int(next.Len))
+		m.Len += uint16(k)
+		next.SSN += uint32(k)
+		next.DSN += uint64(k)
+		next.Len -= uint16(k)
+		if next.Len == 0 {
+			t.removeAt(i + 1)
+		}
+	}
+	if int(m.Len) > n {
+		rest := TXMapping{SSN: m.SSN + uint32(n), DSN: m.DSN + uint64(n), Len: m.Len - uint16(n)}
+		m.Len = uint16(n)
+		t.insertAt(i+1, rest)
+	}
+	t.hint = i
+}
+
 // find returns the mapping that holds relative sequence number ssn, or nil.
 // New data is sent from the last mappings and retransmissions from the
 // first: try the hint (the last one found), then search: the table holds a

@@ -142,6 +142,7 @@ func (s *Subflow) Outgoing(dst []byte, seg Segment, c ConnState) (opts []byte, s
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !seg.Rest {
+		s.newFrom, s.newFromOK = s.lastTX.seqNext, s.lastTX.valid
 		s.noteTX(&seg)
 	}
 	if seg.MSS > 0 && seg.MSS != s.mss {
@@ -236,6 +237,25 @@ func (s *Subflow) capableACK(dst []byte, seg Segment) ([]byte, int) {
 	return c.Append(dst), splitAt(m, 1, seg.PayloadLen)
 }
 
+// mayRecut reports whether the mappings of seg, which starts where mapping
+// m does, may be cut again to fit it (txTable.recut): seg carries only
+// bytes never sent before, checksums are off, and seg is a GSO
+// super-segment or the rest of a segment cut in two, or would have to be
+// cut. gVisor cuts super-segments at its own size (about 64 KB, not a
+// multiple of our mappings): fitting the mappings to them rather than
+// cutting every super-segment at a mapping boundary halves the packets
+// through a TUN device with TSO. Mappings of segments of one MSS are left
+// as written: a mapping per segment would only grow the peer's tables.
+func (s *Subflow) mayRecut(seg Segment, m *TXMapping) bool {
+	if s.checksum || s.infinite {
+		return false
+	}
+	if s.newFromOK && options.SubflowSeq(seg.Seq).LessThan(options.SubflowSeq(s.newFrom)) {
+		return false // a retransmission: its mappings were on the wire
+	}
+	return seg.Rest || (seg.MSS > 0 && seg.PayloadLen > seg.MSS) || int(m.Len) < seg.PayloadLen
+}
+
 // splitAt returns how many of a segment's payload bytes starting at
 // relative sequence rel the mapping m covers, or 0 if it covers them all.
 func splitAt(m *TXMapping, rel uint32, payload int) int {
@@ -293,6 +313,9 @@ func (s *Subflow) dssOptions(dst []byte, seg Segment, rel uint32, c ConnState) (
 			s.sent |= SentInfiniteMapping
 			dst = d.Append(dst)
 			return dst, 0
+		}
+		if m.SSN == rel && m != &s.tx.released && s.mayRecut(seg, m) {
+			s.tx.recut(s.tx.hint, seg.PayloadLen)
 		}
 		d.HasMapping, d.DSN64, d.DSN, d.SubflowSeq, d.DataLen = true, true, m.DSN, m.SSN, m.Len
 		if s.checksum {

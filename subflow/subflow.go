@@ -140,6 +140,10 @@ type Subflow struct {
 	lastTX       lastTX
 	sent         Sent // what the segment being built carries (Outgoing)
 	mss          int  // largest segment payload seen on the wire
+	// newFrom is the sequence number after the highest one TCP had sent
+	// before the segment being built: its bytes from there on are new.
+	newFrom   uint32
+	newFromOK bool
 
 	stats Stats
 }

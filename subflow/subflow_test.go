@@ -1,6 +1,7 @@
 package subflow
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/umptcp/umptcp/options"
@@ -702,4 +703,98 @@ func TestPureACK(t *testing.T) {
 	if st := p.rsp.Stats(); st.BytesSent != 150 || st.BytesRetrans != 50 {
 		t.Errorf("stats %+v", st)
 	}
+}
+
+// TestTXMappingsFitGSO: gVisor cuts GSO super-segments at its own size
+// (65415 bytes here), which is no multiple of our mappings (45 segments of
+// 1420). The mappings of bytes never sent are cut again to fit each
+// super-segment, so that none has to be cut in two; bytes sent before keep
+// their mappings, and so do connections with DSS checksums, which cut at
+// mapping boundaries as before.
+func TestTXMappingsFitGSO(t *testing.T) {
+	const mss, gso, mapLen = 1420, 65415, 45 * 1420
+	cs := ConnState{DataAck: idsnB + 1, DataAckOK: true}
+	setup := func(csum bool, lens ...int) *Subflow {
+		p := handshake(t, false, csum)
+		ack := Segment{Flags: FlagACK, Seq: isnB + 1, Ack: isnA + 1}
+		p.ini.Incoming(ack, build(ack.Flags, 0, options.DSS{HasAck: true, Ack64: true, DataAck: idsnA + 1}), Refs{SndUna: idsnA + 1})
+		dsn := idsnA + 1
+		for _, n := range lens {
+			p.ini.AddTXMapping(dsn, n, 0, false)
+			dsn += uint64(n)
+		}
+		return p.ini
+	}
+	send := func(s *Subflow, rel uint32, n int, rest bool) (options.DSS, int) {
+		t.Helper()
+		raw, split := out(t, s, Segment{Flags: FlagACK, Seq: isnA + rel, Ack: isnB + 1, PayloadLen: n, MSS: mss, Rest: rest}, cs)
+		return only(t, segOpts(FlagACK, n, raw), options.SubtypeDSS).DSS(), split
+	}
+	check := func(what string, d options.DSS, split int, ssn uint32, n, wantSplit int) {
+		t.Helper()
+		if d.SubflowSeq != ssn || d.DSN != idsnA+uint64(ssn) || int(d.DataLen) != n || split != wantSplit {
+			t.Errorf("%s: mapping ssn %d dsn +%d len %d split %d; want ssn %d len %d split %d",
+				what, d.SubflowSeq, d.DSN-idsnA, d.DataLen, split, ssn, n, wantSplit)
+		}
+	}
+
+	t.Run("bulk", func(t *testing.T) {
+		s := setup(false, mapLen, mapLen, mapLen, mapLen)
+		total := 4 * mapLen
+		rel := uint32(1)
+		for left := total; left > 0; {
+			n := min(gso, left)
+			d, split := send(s, rel, n, false)
+			check(fmt.Sprintf("super-segment at %d", rel), d, split, rel, n, 0)
+			rel += uint32(n)
+			left -= n
+		}
+		// Retransmissions carry the mappings the segments carried.
+		d, split := send(s, 1+gso, gso, false)
+		check("retransmitted super-segment", d, split, 1+gso, gso, 0)
+		d, split = send(s, 1+gso+mss, mss, false)
+		check("retransmitted segment inside it", d, split, 1+gso, gso, 0)
+		if st := s.Stats(); st.SegmentsSplit != 0 || st.TXNoMapping != 0 {
+			t.Errorf("stats %+v", st)
+		}
+	})
+	t.Run("window-limited", func(t *testing.T) {
+		s := setup(false, mapLen, mapLen, mapLen)
+		d, split := send(s, 1, 30000, false)
+		check("short super-segment", d, split, 1, 30000, 0)
+		d, split = send(s, 30001, gso, false)
+		check("next super-segment", d, split, 30001, gso, 0)
+		d, split = send(s, 30001+gso, gso, false)
+		check("third super-segment", d, split, 30001+gso, gso, 0)
+		d, split = send(s, 30001+2*gso, 3*mapLen-30000-2*gso, false)
+		check("last super-segment", d, split, 30001+2*gso, 3*mapLen-30000-2*gso, 0)
+	})
+	t.Run("DSN gap", func(t *testing.T) {
+		// Data not contiguous at the data level (a retransmission on another
+		// subflow, a probe) is never put in one mapping.
+		s := setup(false, 1000)
+		s.AddTXMapping(idsnA+1+5000, 2000, 0, false)
+		d, split := send(s, 1, 3000, false)
+		check("segment across the gap", d, split, 1, 1000, 1000)
+		raw, split := out(t, s, Segment{Flags: FlagACK, Seq: isnA + 1001, Ack: isnB + 1, PayloadLen: 2000, MSS: mss, Rest: true}, cs)
+		d = only(t, segOpts(FlagACK, 2000, raw), options.SubtypeDSS).DSS()
+		if d.SubflowSeq != 1001 || d.DSN != idsnA+5001 || d.DataLen != 2000 || split != 0 {
+			t.Errorf("rest after the gap: %+v split %d", d, split)
+		}
+	})
+	t.Run("retransmission across mappings", func(t *testing.T) {
+		s := setup(false, mapLen, mapLen)
+		for rel := uint32(1); rel < 1+2*mapLen; rel += mss {
+			send(s, rel, mss, false) // sent one MSS at a time: mappings unchanged
+		}
+		d, split := send(s, 1, gso, false)
+		check("retransmitted super-segment", d, split, 1, mapLen, mapLen)
+	})
+	t.Run("checksum", func(t *testing.T) {
+		s := setup(true, mapLen, mapLen)
+		d, split := send(s, 1, gso, false)
+		if d.SubflowSeq != 1 || int(d.DataLen) != mapLen || split != mapLen {
+			t.Errorf("with checksums: mapping %+v split %d; want the written mapping and a cut at %d", d, split, mapLen)
+		}
+	})
 }
