@@ -238,22 +238,33 @@ func (s *Subflow) capableACK(dst []byte, seg Segment) ([]byte, int) {
 }
 
 // mayRecut reports whether the mappings of seg, which starts where mapping
-// m does, may be cut again to fit it (txTable.recut): seg carries only
-// bytes never sent before, checksums are off, and seg is a GSO
-// super-segment or the rest of a segment cut in two, or would have to be
-// cut. gVisor cuts super-segments at its own size (about 64 KB, not a
-// multiple of our mappings): fitting the mappings to them rather than
-// cutting every super-segment at a mapping boundary halves the packets
-// through a TUN device with TSO. Mappings of segments of one MSS are left
-// as written: a mapping per segment would only grow the peer's tables.
+// m does, may be cut again to fit it (txTable.recut, recutLen): seg
+// carries only bytes never sent before and checksums are off. gVisor cuts
+// GSO super-segments at its own size (about 64 KB, not a multiple of our
+// mappings), and a short segment (a writer slower than TCP for a moment)
+// shifts the full-sized segments after it against the mappings: fitting
+// the mappings to the segments rather than cutting every segment that
+// straddles a mapping boundary halves the packets through a TUN device
+// with TSO, and keeps the splits to one per shift otherwise. Not before
+// the segment size is known.
 func (s *Subflow) mayRecut(seg Segment, m *TXMapping) bool {
-	if s.checksum || s.infinite {
+	if s.checksum || s.infinite || s.mss <= 0 {
 		return false
 	}
-	if s.newFromOK && options.SubflowSeq(seg.Seq).LessThan(options.SubflowSeq(s.newFrom)) {
-		return false // a retransmission: its mappings were on the wire
+	return !s.newFromOK || !options.SubflowSeq(seg.Seq).LessThan(options.SubflowSeq(s.newFrom))
+}
+
+// recutLen is the length to give the mapping of seg (see mayRecut): a GSO
+// super-segment's payload exactly, since the next one starts after it;
+// for a segment of one MSS, its payload and as many whole MSS-sized
+// segments after it as fit, so that TCP's following full-sized segments
+// end where the mapping does rather than straddle its end. (Not one
+// mapping per segment: that would only grow the peer's tables.)
+func (s *Subflow) recutLen(seg Segment) int {
+	if (seg.MSS > 0 && seg.PayloadLen > seg.MSS) || seg.PayloadLen >= MaxMappingLen {
+		return seg.PayloadLen
 	}
-	return seg.Rest || (seg.MSS > 0 && seg.PayloadLen > seg.MSS) || int(m.Len) < seg.PayloadLen
+	return seg.PayloadLen + (MaxMappingLen-seg.PayloadLen)/s.mss*s.mss
 }
 
 // splitAt returns how many of a segment's payload bytes starting at
@@ -315,7 +326,7 @@ func (s *Subflow) dssOptions(dst []byte, seg Segment, rel uint32, c ConnState) (
 			return dst, 0
 		}
 		if m.SSN == rel && m != &s.tx.released && s.mayRecut(seg, m) {
-			s.tx.recut(s.tx.hint, seg.PayloadLen)
+			s.tx.recut(s.tx.hint, s.recutLen(seg))
 		}
 		d.HasMapping, d.DSN64, d.DSN, d.SubflowSeq, d.DataLen = true, true, m.DSN, m.SSN, m.Len
 		if s.checksum {

@@ -785,10 +785,34 @@ func TestTXMappingsFitGSO(t *testing.T) {
 	t.Run("retransmission across mappings", func(t *testing.T) {
 		s := setup(false, mapLen, mapLen)
 		for rel := uint32(1); rel < 1+2*mapLen; rel += mss {
-			send(s, rel, mss, false) // sent one MSS at a time: mappings unchanged
+			send(s, rel, mss, false) // sent one MSS at a time: mappings of whole segments
 		}
 		d, split := send(s, 1, gso, false)
-		check("retransmitted super-segment", d, split, 1, mapLen, mapLen)
+		check("retransmitted super-segment", d, split, 1, 46*mss, 46*mss)
+	})
+	t.Run("one MSS at a time", func(t *testing.T) {
+		// A short segment (the writer was slower than TCP for a moment)
+		// shifts TCP's segments against the mappings: the next mapping
+		// boundary cuts one segment, and the mapping after it is recut so
+		// that the full-sized segments that follow end with it.
+		s := setup(false, mapLen, mapLen, mapLen, mapLen)
+		rel, left, splits := uint32(1), 4*mapLen, 0
+		for i := 0; left > 0; i++ {
+			n := min(mss, left)
+			if i == 3 {
+				n = 800
+			}
+			_, split := send(s, rel, n, false)
+			if split > 0 {
+				splits++
+				send(s, rel+uint32(split), n-split, true)
+			}
+			rel += uint32(n)
+			left -= n
+		}
+		if splits != 1 {
+			t.Errorf("%d segments cut at a mapping boundary, want 1", splits)
+		}
 	})
 	t.Run("checksum", func(t *testing.T) {
 		s := setup(true, mapLen, mapLen)
