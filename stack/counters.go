@@ -43,7 +43,7 @@ type Counters struct {
 	UmptcpMalformedOptions  atomic.Uint64 // MPTCP options that matched no variant (ignored)
 	UmptcpBadTCPChecksum    atomic.Uint64 // TCP segments with a bad checksum (options not trusted)
 	UmptcpBadIPChecksum     atomic.Uint64 // IPv4 packets with a bad header checksum
-	UmptcpFragmentsDropped  atomic.Uint64 // IP fragments of TCP or UDP, and TCP behind IPv6 headers the shim cannot check
+	UmptcpFragmentsDropped  atomic.Uint64 // IP fragments of TCP or UDP, and IPv6 packets behind more extension headers than the shim checks
 	UmptcpBadFastClose      atomic.Uint64 // MP_FASTCLOSE with a key that is not ours (ignored)
 	UmptcpPendingDropped    atomic.Uint64 // MP_CAPABLE SYNs refused: too many half-open handshakes
 	UmptcpSegmentsSplit     atomic.Uint64 // outgoing segments cut at a mapping boundary

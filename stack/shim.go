@@ -757,12 +757,12 @@ func (sh *shim) verifyOther(pkt *stack.PacketBuffer) bool {
 			switch proto {
 			case 0, 43, 60: // hop-by-hop, routing, destination options
 				if off+2 > len(b) {
-					return !walked // headers too long to look through
+					return sh.unverifiable(walked)
 				}
 				next, n = b[off], (int(b[off+1])+1)*8
 			case 44: // fragment
 				if off+8 > len(b) {
-					return !walked
+					return sh.unverifiable(walked)
 				}
 				next, n, frag = b[off], 8, true
 			default:
@@ -788,6 +788,18 @@ func (sh *shim) verifyOther(pkt *stack.PacketBuffer) bool {
 		return false
 	}
 	return true
+}
+
+// unverifiable handles an IPv6 packet whose extension headers run past
+// what verifyOther looks at: a packet cut short in its first one gVisor
+// drops as malformed; a longer chain is dropped here and counted, since
+// what follows it could be TCP.
+func (sh *shim) unverifiable(walked bool) bool {
+	if !walked {
+		return true
+	}
+	sh.st.counters.UmptcpFragmentsDropped.Add(1)
+	return false
 }
 
 // checksumAt verifies the checksum of an IPv6 TCP segment that starts off

@@ -80,6 +80,8 @@ func TestShimVerifiesWhatGVisorSkips(t *testing.T) {
 	}
 	destOpts := make([]byte, 8) // next header, length 0, PadN
 	destOpts[2], destOpts[3] = 1, 4
+	longOpts := make([]byte, 48) // length field 5: (5+1)*8 bytes, one PadN
+	longOpts[1], longOpts[2], longOpts[3] = 5, 1, 44
 	fragHdr := make([]byte, 8)
 	fragHdr[3] = 1 // M flag
 	icmp := []byte{8, 0, 0, 0, 0, 0, 0, 0}
@@ -102,6 +104,7 @@ func TestShimVerifiesWhatGVisorSkips(t *testing.T) {
 		{"IPv6 TCP behind destination options", v6(6, [][]byte{destOpts}, []uint8{60}, tcp6), true, ""},
 		{"IPv6 TCP behind destination options, checksum wrong", corrupt(v6(6, [][]byte{destOpts}, []uint8{60}, tcp6), 70), false, "UmptcpBadTCPChecksum"},
 		{"IPv6 TCP fragment", v6(6, [][]byte{fragHdr}, []uint8{44}, tcp6), false, "UmptcpFragmentsDropped"},
+		{"IPv6 TCP behind more extension headers than the shim reads", v6(6, [][]byte{longOpts, longOpts, longOpts}, []uint8{60, 60, 60}, tcp6), false, "UmptcpFragmentsDropped"},
 		{"IPv6 ICMPv6 behind hop-by-hop (gVisor checks it)", v6(58, [][]byte{destOpts}, []uint8{0}, icmp), true, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
