@@ -277,6 +277,10 @@ func TestFallback(t *testing.T) {
 						waitConnsGone(t, p.a, p.b)
 						if t.Failed() {
 							t.Logf("initiator counters %v\nresponder counters %v", nonZero(p.stackOf(ini).Counters()), nonZero(p.stackOf(other(ini)).Counters()))
+							pk := p.cap.snapshot()
+							for i := max(0, len(pk)-60); i < len(pk); i++ {
+								t.Logf("%d %s", i, pk[i].String())
+							}
 						}
 					})
 				}

@@ -143,9 +143,17 @@ func (s *Subflow) acksData(ack uint32) bool {
 // challenge ACK). The subflow knows that number as the acknowledgment of
 // TCP's last segment or the end of the in-order data received since. A
 // RST it refuses but TCP takes still shows, as the endpoint's reset.
+//
+// Not in TIME-WAIT (both FINs received and our FIN acknowledged): TCP drops
+// a RST there (RFC 1337; gVisor and Linux do), such as the one a peer's
+// stack sends for our duplicate ACK of its FIN after it closed: the data
+// is complete, and the subflow ended cleanly.
 func (s *Subflow) AcceptableRST(seq uint32) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.peerFINIn && s.finAcked {
+		return false
+	}
 	return (s.lastTX.valid && s.lastTX.ackFlagSet && seq == s.lastTX.ack) || (s.rcvNxtOK && seq == s.rcvNxt)
 }
 
@@ -167,6 +175,9 @@ func (s *Subflow) noteRX(seg Segment) {
 	if options.SubflowSeq(seg.Seq).LessThanEq(options.SubflowSeq(s.rcvNxt)) &&
 		options.SubflowSeq(s.rcvNxt).LessThan(options.SubflowSeq(end)) {
 		s.rcvNxt = end
+		if seg.Flags&FlagFIN != 0 {
+			s.peerFINIn = true
+		}
 	}
 }
 
@@ -411,6 +422,9 @@ func (s *Subflow) Acked(ack uint32) {
 	defer s.mu.Unlock()
 	if !s.issOK {
 		return
+	}
+	if s.finSent && options.SubflowSeq(s.finSeq).LessThan(options.SubflowSeq(ack)) {
+		s.finAcked = true
 	}
 	rel := ack - s.iss
 	// The ACK of our SYN is relative 1; ignore anything outside what we

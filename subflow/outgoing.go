@@ -398,6 +398,9 @@ func (s *Subflow) noteTX(seg *Segment) {
 	if !s.lastTX.valid || options.SubflowSeq(s.lastTX.seqNext).LessThan(options.SubflowSeq(end)) {
 		s.lastTX.seqNext = end
 	}
+	if seg.Flags&FlagFIN != 0 {
+		s.finSent, s.finSeq = true, end-1
+	}
 	if seg.Flags&FlagACK != 0 {
 		s.lastTX.ack, s.lastTX.ackFlagSet = seg.Ack, true
 		s.lastTX.window = seg.Window

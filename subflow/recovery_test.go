@@ -206,6 +206,19 @@ func TestAcceptableRST(t *testing.T) {
 			t.Errorf("RST seq %d: acceptable %v, want %v", c.seq, got, c.want)
 		}
 	}
+
+	// The closing handshake: the peer's FIN, ours; a RST then is refused
+	// only once our FIN is acknowledged too (TIME-WAIT: TCP drops it).
+	fin := Segment{Flags: FlagACK | FlagFIN, Seq: isnB + 51, Ack: isnA + 1}
+	a.Incoming(fin, build(fin.Flags, 0), Refs{})
+	out(t, a, Segment{Flags: FlagACK | FlagFIN, Seq: isnA + 1, Ack: isnB + 52}, ConnState{})
+	if !a.AcceptableRST(isnB + 52) {
+		t.Error("RST after both FINs, ours not acknowledged (CLOSING): refused")
+	}
+	a.Acked(isnA + 2)
+	if a.AcceptableRST(isnB + 52) {
+		t.Error("RST in TIME-WAIT accepted")
+	}
 }
 
 // Linux lets a DATA_FIN (or a FIN) take precedence over repeating the

@@ -124,6 +124,10 @@ type Subflow struct {
 	// rcvNxt is the end of the in-order data (and FIN) received, absolute.
 	rcvNxt   uint32
 	rcvNxtOK bool
+	// TCP's closing handshake as the shim saw it: the peer's FIN received
+	// in order; our FIN sent (its sequence number) and acknowledged.
+	peerFINIn, finSent, finAcked bool
+	finSeq                       uint32
 
 	// Signals to put on the next segments.
 	mpFail    bool
