@@ -44,19 +44,27 @@ type DSS struct {
 	HasChecksum bool
 }
 
-// Flags returns the flags byte the option carries.
-func (d DSS) Flags() uint8 {
-	f := b2u(d.DataFIN)<<4 | b2u(d.HasAck) | b2u(d.HasAck && d.Ack64)<<1
-	return f | b2u(d.HasMapping)<<2 | b2u(d.HasMapping && d.DSN64)<<3
-}
-
-// b2u is 1 for true; the compiler turns it into a flag-setting instruction.
-func b2u(b bool) uint8 {
-	var u uint8
-	if b {
-		u = 1
+// Flags returns the flags byte the option carries. (A pointer receiver
+// that inlines: copying a DSS just decoded to call it stalled on the
+// bytes its fields had just been stored as.)
+func (d *DSS) Flags() uint8 {
+	var f uint8
+	if d.HasAck {
+		f = DSSFlagAck
+		if d.Ack64 {
+			f |= DSSFlagAck64
+		}
 	}
-	return u
+	if d.HasMapping {
+		f |= DSSFlagMapping
+		if d.DSN64 {
+			f |= DSSFlagDSN64
+		}
+	}
+	if d.DataFIN {
+		f |= DSSFlagDataFIN
+	}
+	return f
 }
 
 // Len returns the option's length on the wire.

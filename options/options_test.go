@@ -337,3 +337,42 @@ func TestTCPRstReasons(t *testing.T) {
 		t.Error("Transient")
 	}
 }
+
+// TestDecodeDSS: DecodeDSS, the hot paths' DSS, decodes every flag
+// combination as DSS does and clears its output for an option that is not
+// a well-formed DSS.
+func TestDecodeDSS(t *testing.T) {
+	for flags := 0; flags < 32; flags++ {
+		for _, csum := range []bool{false, true} {
+			in := DSS{DataFIN: flags&16 != 0, HasAck: flags&1 != 0, Ack64: flags&3 == 3,
+				HasMapping: flags&4 != 0, DSN64: flags&12 == 12, DataAck: 0x0102030405060708, DSN: 0x1112131415161718,
+				SubflowSeq: 7, DataLen: 1400, HasChecksum: csum && flags&4 != 0, Checksum: 0xbeef}
+			if !in.HasAck {
+				in.DataAck = 0
+			} else if !in.Ack64 {
+				in.DataAck &= 0xffffffff
+			}
+			if !in.HasMapping {
+				in.DSN, in.SubflowSeq, in.DataLen, in.Checksum = 0, 0, 0, 0
+			} else if !in.DSN64 {
+				in.DSN &= 0xffffffff
+			}
+			if !in.HasChecksum {
+				in.Checksum = 0
+			}
+			o, _, ok := Parse(in.Append(nil), dataCtx)
+			if !ok {
+				t.Fatalf("%+v: not parsed", in)
+			}
+			var d DSS
+			if !o.DecodeDSS(&d) || d != in || o.DSS() != in || d.Flags() != in.Flags() {
+				t.Errorf("flags %#x checksum %v: DecodeDSS %+v, DSS %+v, want %+v", flags, csum, d, o.DSS(), in)
+			}
+		}
+	}
+	d := DSS{HasAck: true, DataAck: 9}
+	o, _, _ := Parse(MPPrio{Backup: true}.Append(nil), ackCtx)
+	if o.DecodeDSS(&d) || d != (DSS{}) {
+		t.Errorf("MP_PRIO decoded as DSS: %+v", d)
+	}
+}

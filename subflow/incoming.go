@@ -110,7 +110,9 @@ func (s *Subflow) Incoming(seg Segment, opts *options.Segment, refs Refs) (ev Ev
 		ev.AckWithoutDSS = true
 	}
 	if o != nil {
-		s.incomingDSS(seg, o.DSS(), refs, &ev)
+		var d options.DSS
+		o.DecodeDSS(&d)
+		s.incomingDSS(seg, &d, refs, &ev)
 	} else if s.role == Responder && seg.PayloadLen > 0 {
 		// The initiator repeats MP_CAPABLE on its first data until it sees
 		// our DSS (§3.1): that data's mapping is in the MP_CAPABLE, also
@@ -262,7 +264,7 @@ func (s *Subflow) incomingThirdACK(seg Segment, opts *options.Segment, ev *Event
 	}
 }
 
-func (s *Subflow) incomingDSS(seg Segment, d options.DSS, refs Refs, ev *Events) {
+func (s *Subflow) incomingDSS(seg Segment, d *options.DSS, refs Refs, ev *Events) {
 	if s.role == Initiator && !s.fullyEstablished && d.HasAck {
 		// The responder acknowledges data: it has our key (§3.1;
 		// Linux: check_fully_established).
