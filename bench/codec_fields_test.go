@@ -87,7 +87,8 @@ func parseOurs(seg []byte, s *options.Segment, f *segFields) bool {
 			j := o.MPJoin()
 			of.Backup, of.AddrID, of.Token, of.Nonce, of.HMAC = j.Backup, j.AddrID, j.Token, j.Nonce, j.HMAC
 		case options.SubtypeDSS:
-			d := o.DSS()
+			var d options.DSS
+			o.DecodeDSS(&d)
 			of.DSSFlags, of.DataAck, of.DSN, of.SubflowSeq = d.Flags(), d.DataAck, d.DSN, d.SubflowSeq
 			of.DataLen, of.HasChecksum, of.Checksum = d.DataLen, d.HasChecksum, d.Checksum
 		case options.SubtypeAddAddr:
