@@ -699,10 +699,7 @@ func (sh *shim) inbound(pkt *stack.PacketBuffer) bool {
 	if c != nil {
 		refs = c.rxRefs()
 	}
-	ev := f.sf.Incoming(seg, &opts, refs)
-	if seg.Flags&subflow.FlagACK != 0 {
-		f.sf.Acked(seg.Ack)
-	}
+	ev := f.sf.Incoming(seg, &opts, refs) // applies the ACK too
 	if seg.Flags&subflow.FlagRST != 0 && f.sf.AcceptableRST(seg.Seq) {
 		f.sf.MarkReset()
 		f.peerReset.Store(true)

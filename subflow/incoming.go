@@ -60,10 +60,19 @@ type Events struct {
 }
 
 // Incoming processes the MPTCP options of a segment that arrived on the
-// subflow, before TCP sees it.
-func (s *Subflow) Incoming(seg Segment, opts *options.Segment, refs Refs) (ev Events) {
+// subflow, before TCP sees it, and then its acknowledgment (see Acked):
+// one lock per segment.
+func (s *Subflow) Incoming(seg Segment, opts *options.Segment, refs Refs) Events {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	ev := s.incoming(seg, opts, refs)
+	if seg.Flags&FlagACK != 0 {
+		s.acked(seg.Ack)
+	}
+	return ev
+}
+
+func (s *Subflow) incoming(seg Segment, opts *options.Segment, refs Refs) (ev Events) {
 	for i := range opts.List() {
 		if opts.Options[i].Malformed {
 			ev.Malformed++
@@ -422,6 +431,10 @@ func (s *Subflow) Consumed(n int) {
 func (s *Subflow) Acked(ack uint32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.acked(ack)
+}
+
+func (s *Subflow) acked(ack uint32) {
 	if !s.issOK {
 		return
 	}

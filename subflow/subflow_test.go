@@ -822,3 +822,19 @@ func TestTXMappingsFitGSO(t *testing.T) {
 		}
 	})
 }
+
+// TestIncomingAppliesACK: Incoming applies a segment's acknowledgment as
+// Acked does (the shim calls only Incoming): the mappings it covers go.
+func TestIncomingAppliesACK(t *testing.T) {
+	p := handshake(t, false, false)
+	p.ini.AddTXMapping(idsnA+1, 1000, 0, false)
+	p.ini.AddTXMapping(idsnA+1001, 1000, 0, false)
+	ack := Segment{Flags: FlagACK, Seq: isnB + 1, Ack: isnA + 1001}
+	p.ini.Incoming(ack, build(ack.Flags, 0, options.DSS{HasAck: true, Ack64: true, DataAck: idsnA + 1001}), Refs{SndUna: idsnA + 1})
+	if n := p.ini.tx.len(); n != 1 {
+		t.Errorf("%d mappings after the ACK of the first, want 1", n)
+	}
+	if st := p.ini.Stats(); st.BytesAcked != 1000 {
+		t.Errorf("bytes acked %d, want 1000", st.BytesAcked)
+	}
+}
