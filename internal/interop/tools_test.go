@@ -3,9 +3,6 @@
 package interop
 
 import (
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
 
 	"github.com/umptcp/umptcp/internal/netns"
@@ -21,22 +18,5 @@ var suiteTools = []string{"tcpdump", "tshark", "iptables", "ip6tables", "tc", "n
 // suite, not quietly skip it.
 func requireSuite(t *testing.T) {
 	t.Helper()
-	netns.Require(t)
-	var missing []string
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		missing = append(missing, "/dev/net/tun")
-	}
-	for _, tool := range suiteTools {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing = append(missing, tool)
-		}
-	}
-	if len(missing) == 0 {
-		return
-	}
-	msg := "interop suite needs " + strings.Join(missing, ", ")
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s; CI=true so this is a failure, not a skip", msg)
-	}
-	t.Skip("skipping: " + msg)
+	netns.RequireTUN(t, suiteTools...)
 }

@@ -88,6 +88,30 @@ func Require(tb testing.TB) {
 	tb.Skipf("skipping: %s", reason)
 }
 
+// RequireTUN is Require plus /dev/net/tun and the programs named in tools
+// (looked up on PATH): it skips without them, or fails when CI is "true".
+func RequireTUN(tb testing.TB, tools ...string) {
+	tb.Helper()
+	Require(tb)
+	var missing []string
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		missing = append(missing, "/dev/net/tun")
+	}
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			missing = append(missing, tool)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	msg := "needs " + strings.Join(missing, ", ")
+	if os.Getenv("CI") == "true" {
+		tb.Fatalf("%s; CI=true so this is a failure, not a skip", msg)
+	}
+	tb.Skip("skipping: " + msg)
+}
+
 var counter struct {
 	sync.Mutex
 	n int
