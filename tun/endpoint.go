@@ -318,7 +318,7 @@ func (e *Endpoint) writeGeneric(pkts []*stack.PacketBuffer) (int, tcpip.Error) {
 			pkt := pkts[i]
 			gb := genericPool.Get().(*genericBuf)
 			arrs[i] = gb
-			off := genericOffset + copyPacket(gb[genericOffset:], pkt)
+			off := genericOffset + CopyPacket(gb[genericOffset:], pkt)
 			b := gb[genericOffset:off]
 			if IsPartialChecksum(pkt) {
 				start, _, _ := headerLens(pkt)
@@ -350,12 +350,13 @@ func (e *Endpoint) writeGeneric(pkts []*stack.PacketBuffer) (int, tcpip.Error) {
 	return written, nil
 }
 
-// copyPacket copies pkt's bytes (headers and payload) into dst without allocating and
-// returns how many it copied; dst must be large enough (maxPacket is).
-func copyPacket(dst []byte, pkt *stack.PacketBuffer) int {
+// CopyPacket copies pkt's bytes (headers and payload, as they go on the
+// wire; it reads the bytes, not the header views) into dst without
+// allocating, as many as fit, and returns how many it copied.
+func CopyPacket(dst []byte, pkt *stack.PacketBuffer) int {
 	views, off := pkt.AsViewList()
 	n := 0
-	for v := views.Front(); v != nil; v = v.Next() {
+	for v := views.Front(); v != nil && n < len(dst); v = v.Next() {
 		b := v.AsSlice()
 		if off >= len(b) {
 			off -= len(b)

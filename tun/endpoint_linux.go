@@ -88,7 +88,7 @@ func (e *Endpoint) writeFlat(hdr []byte, pkt *stack.PacketBuffer) unix.Errno {
 	gb := genericPool.Get().(*genericBuf)
 	defer genericPool.Put(gb)
 	n := copy(gb[:], hdr)
-	n += copyPacket(gb[n:], pkt)
+	n += CopyPacket(gb[n:], pkt)
 	_, _, errno := unix.Syscall(unix.SYS_WRITE, uintptr(e.linux.fd), uintptr(unsafe.Pointer(&gb[0])), uintptr(n))
 	return errno
 }

@@ -29,7 +29,7 @@ func TestDeliverOffload(t *testing.T) {
 	frame := func(h VirtioNetHdr, pkt *stack.PacketBuffer) []byte {
 		b := make([]byte, VirtioNetHdrLen+pkt.Size())
 		h.Encode(b)
-		copyPacket(b[VirtioNetHdrLen:], pkt)
+		CopyPacket(b[VirtioNetHdrLen:], pkt)
 		pkt.DecRef()
 		return b
 	}

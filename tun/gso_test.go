@@ -71,7 +71,7 @@ func buildTCP(v6 bool, payload, opts []byte, gso stack.GSO) *stack.PacketBuffer 
 
 func flat(pkt *stack.PacketBuffer) []byte {
 	b := make([]byte, pkt.Size())
-	return b[:copyPacket(b, pkt)]
+	return b[:CopyPacket(b, pkt)]
 }
 
 func TestVirtioNetHdrRoundTrip(t *testing.T) {

@@ -107,7 +107,7 @@ func (t *pcapTap) recordLocked(pkt *stack.PacketBuffer, out bool) {
 		return
 	}
 	size := pkt.Size()
-	n := copyBytes(t.scratch, pkt)
+	n := tun.CopyPacket(t.scratch, pkt)
 	b := t.scratch[:n]
 	if out && n == size && tun.IsPartialChecksum(pkt) {
 		if l3, ok := ipHeaderLen(b); ok {
@@ -116,23 +116,6 @@ func (t *pcapTap) recordLocked(pkt *stack.PacketBuffer, out bool) {
 		}
 	}
 	t.err = t.w.WritePacket(gopacket.CaptureInfo{Timestamp: time.Now(), CaptureLength: n, Length: size}, b)
-}
-
-// copyBytes copies as much of pkt's bytes (headers and payload) as fits in
-// dst and returns the count. It reads the bytes, not the header views.
-func copyBytes(dst []byte, pkt *stack.PacketBuffer) int {
-	views, off := pkt.AsViewList()
-	n := 0
-	for v := views.Front(); v != nil && n < len(dst); v = v.Next() {
-		b := v.AsSlice()
-		if off >= len(b) {
-			off -= len(b)
-			continue
-		}
-		n += copy(dst[n:], b[off:])
-		off = 0
-	}
-	return n
 }
 
 // ipHeaderLen returns the IP header length of the packet in b: IHL for
