@@ -279,15 +279,7 @@ func (c *Conn) finishFallback() {
 	c.stateMu.Unlock()
 	switch {
 	case closed:
-		if c.unreadData() {
-			c.abortSubflows()
-		} else {
-			for _, s := range c.subList() {
-				if s.ep != nil {
-					s.ep.Close()
-				}
-			}
-		}
+		c.closeSubflowsAsTCP(false)
 		c.st.removeConn(c)
 	case wrClosed:
 		for _, s := range c.subList() {
@@ -1135,15 +1127,7 @@ func (c *Conn) Close() error {
 
 	switch {
 	case c.fellBack():
-		if linger0 || c.unreadData() {
-			c.abortSubflows()
-		} else {
-			for _, s := range c.subList() {
-				if s.ep != nil {
-					s.ep.Close()
-				}
-			}
-		}
+		c.closeSubflowsAsTCP(linger0)
 		c.st.removeConn(c)
 		return nil
 	case failed:
@@ -1228,6 +1212,21 @@ func (c *Conn) abort() {
 	}
 	c.abortSubflows()
 	c.st.removeConn(c)
+}
+
+// closeSubflowsAsTCP ends a fallen-back connection's subflows as TCP's
+// close does: with a RST when abort is set or data is left unread, with a
+// FIN otherwise.
+func (c *Conn) closeSubflowsAsTCP(abort bool) {
+	if abort || c.unreadData() {
+		c.abortSubflows()
+		return
+	}
+	for _, s := range c.subList() {
+		if s.ep != nil {
+			s.ep.Close()
+		}
+	}
 }
 
 func (c *Conn) abortSubflows() {
