@@ -344,16 +344,7 @@ func TestRewriteWithChecksum(t *testing.T) {
 				noLeaks(t)
 				p := newTPair(t, pairOpts{v6: v6, a: Config{Checksum: true}, noRecord: true})
 				shortFailTimeout(p.pair)
-				count := 0
-				p.tb.setInbound(func(b []byte) []byte {
-					if w, ok := parseWire('a', b); ok && len(w.payload) > 100 {
-						if count++; count == nth {
-							w.payload[len(w.payload)/2] ^= 0x5a
-							fixTCPChecksum(b)
-						}
-					}
-					return b
-				})
+				p.tb.setInbound(rewriteNth('a', nth))
 				cli, srv := connect(t, p.pair, 'a', 5700)
 				d := time.Now().Add(slack(20 * time.Second))
 				cli.SetDeadline(d)
@@ -420,16 +411,7 @@ func TestMPFailWithData(t *testing.T) {
 	for iter := 0; iter < sized(20, 4, 3); iter++ {
 		p := newTPair(t, pairOpts{v6: iter%2 == 1, a: Config{Checksum: true}, noRecord: true})
 		shortFailTimeout(p.pair)
-		count := 0
-		p.ta.setInbound(func(b []byte) []byte {
-			if w, ok := parseWire('b', b); ok && len(w.payload) > 100 {
-				if count++; count == 20 {
-					w.payload[len(w.payload)/2] ^= 0x5a
-					fixTCPChecksum(b)
-				}
-			}
-			return b
-		})
+		p.ta.setInbound(rewriteNth('b', 20))
 		cli, srv := connect(t, p.pair, 'a', 5810)
 		d := time.Now().Add(slack(20 * time.Second))
 		cli.SetDeadline(d)
@@ -543,6 +525,22 @@ func oneRewritePerMapping(side byte, st stream) func([]byte) []byte {
 		}
 		copy(w.payload, want)
 		fixTCPChecksum(b)
+		return b
+	}
+}
+
+// rewriteNth returns a tap that changes one payload byte of the nth data
+// segment (over 100 bytes) side sends, fixing the TCP checksum as a
+// middlebox that rewrites payload does.
+func rewriteNth(side byte, nth int) func([]byte) []byte {
+	count := 0
+	return func(b []byte) []byte {
+		if w, ok := parseWire(side, b); ok && len(w.payload) > 100 {
+			if count++; count == nth {
+				w.payload[len(w.payload)/2] ^= 0x5a
+				fixTCPChecksum(b)
+			}
+		}
 		return b
 	}
 }

@@ -70,6 +70,27 @@ var (
 	noMPTCP   = captureWant{fallback: true, none: true}
 )
 
+// noDSSWant: the handshake completed, then data came without a DSS and both
+// ends fell back on it (§3.7).
+var noDSSWant = map[role]fallbackWant{
+	oursClient: {
+		reason:       subflow.FallbackNoDSS,
+		kernelSocket: true,
+		onData:       true,
+		kernel:       counters{"MPCapableSYNRX": 1, "MPCapableACKRX": 1},
+		ours:         counters{"MPCapableSYNTX": 1, "MPCapableSYNACKRX": 1},
+		peer:         someMPTCP, mid: someMPTCP,
+	},
+	kernelClient: {
+		reason:       subflow.FallbackNoDSS,
+		kernelSocket: true,
+		onData:       true,
+		kernel:       counters{"MPCapableSYNTX": 1, "MPCapableSYNACKRX": 1},
+		ours:         counters{"MPCapableSYNRX": 1, "MPCapableACKRX": 1},
+		peer:         someMPTCP, mid: someMPTCP,
+	},
+}
+
 var fallbackCases = []fallbackCase{
 	{
 		// The SYN/ACK loses MP_CAPABLE: the initiator falls back, and its
@@ -123,24 +144,7 @@ var fallbackCases = []fallbackCase{
 		env: env{middlebox: true, afterHandshake: func(t *testing.T, tp *Topology) {
 			midRule(t, tp, stripAll...)
 		}},
-		want: map[role]fallbackWant{
-			oursClient: {
-				reason:       subflow.FallbackNoDSS,
-				kernelSocket: true,
-				onData:       true,
-				kernel:       counters{"MPCapableSYNRX": 1, "MPCapableACKRX": 1},
-				ours:         counters{"MPCapableSYNTX": 1, "MPCapableSYNACKRX": 1},
-				peer:         someMPTCP, mid: someMPTCP,
-			},
-			kernelClient: {
-				reason:       subflow.FallbackNoDSS,
-				kernelSocket: true,
-				onData:       true,
-				kernel:       counters{"MPCapableSYNTX": 1, "MPCapableSYNACKRX": 1},
-				ours:         counters{"MPCapableSYNRX": 1, "MPCapableACKRX": 1},
-				peer:         someMPTCP, mid: someMPTCP,
-			},
-		},
+		want: noDSSWant,
 	},
 	{
 		// Only segments with payload lose their options (MP_CAPABLE on the
@@ -152,24 +156,7 @@ var fallbackCases = []fallbackCase{
 		env: env{middlebox: true, setup: func(t *testing.T, tp *Topology) {
 			midRule(t, tp, stripPayload...)
 		}},
-		want: map[role]fallbackWant{
-			oursClient: {
-				reason:       subflow.FallbackNoDSS,
-				kernelSocket: true,
-				onData:       true,
-				kernel:       counters{"MPCapableSYNRX": 1, "MPCapableACKRX": 1},
-				ours:         counters{"MPCapableSYNTX": 1, "MPCapableSYNACKRX": 1},
-				peer:         someMPTCP, mid: someMPTCP,
-			},
-			kernelClient: {
-				reason:       subflow.FallbackNoDSS,
-				kernelSocket: true,
-				onData:       true,
-				kernel:       counters{"MPCapableSYNTX": 1, "MPCapableSYNACKRX": 1},
-				ours:         counters{"MPCapableSYNRX": 1, "MPCapableACKRX": 1},
-				peer:         someMPTCP, mid: someMPTCP,
-			},
-		},
+		want: noDSSWant,
 	},
 	{
 		// A kernel with net.mptcp.enabled=0: Go's MPTCP socket falls back
