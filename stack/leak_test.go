@@ -12,7 +12,6 @@ package stack
 //	go test ./stack                 # 256 MiB each way
 //	go test ./stack -long           # 1 GiB each way
 //	go test -race -short ./stack    # small sizes
-//	go test ./stack -bugs           # also the tests of known_bugs_test.go
 //
 // No test measures time. Waits on asynchronous state (a connection leaving
 // its stack, goroutines ending) poll a condition with a bound that only
@@ -54,7 +53,6 @@ import (
 
 var (
 	longFlag = flag.Bool("long", false, "stack tests: move 1 GiB each way in the large transfers")
-	bugsFlag = flag.Bool("bugs", false, "stack tests: run the tests of known_bugs_test.go, which document open stack bugs")
 )
 
 // raceEnabled reports whether the test binary was built with -race (read

@@ -14,7 +14,6 @@
 // # The suite
 //
 //	go test ./internal/interop/            # as root; 70-100 s on 2 cores
-//	go test ./internal/interop/ -bugs      # also the known umptcp bugs
 //	UMPTCP_INTEROP_PCAPS=DIR go test ...   # keep every capture in DIR
 //
 // Every case runs in a fresh topology, IPv4 and IPv6, in both roles (umptcp
@@ -34,8 +33,7 @@
 //	TestImpairedPath  2% loss, 100 Mbit/s (case 6)
 //	TestCaptureChecksCatch  the capture checks fail on a malformed option
 //
-// Known umptcp bugs (known_bugs_test.go) are skipped or tolerated, and
-// logged, unless -bugs is given. Without root, namespaces or the tools
+// Without root, namespaces or the tools
 // (tcpdump, tshark, iptables, tc, nstat, ss) the suite skips; with CI=true
 // it fails instead.
 package interop

@@ -129,7 +129,6 @@ type session struct {
 func open(t *testing.T, r role, e env) *session {
 	t.Helper()
 	requireSuite(t)
-	skipKnownBug(t)
 	tp := New(t, Options{Middlebox: e.middlebox, Stack: e.stack})
 	s := &session{t: t, role: r, env: e, tp: tp}
 	for _, kv := range e.peerSysctls {
