@@ -93,9 +93,6 @@ func TestDemoQuiet(t *testing.T) {
 func TestDemoChecksumAndLoss(t *testing.T) {
 	status, out, errOut := runCmd(t, "demo", "--size", "1MB", "--checksum", "--path", "delay=1ms,loss=2%", "--quiet", "--timeout", "1m")
 	if status != exitOK {
-		if strings.Contains(out, "MPTcpExtDssFallback") {
-			t.Skipf("hit stack bug 1 (internal/demo TestStackBugRetransmitWithoutMapping):\n%s", out)
-		}
 		t.Fatalf("status %d\n%s\n%s", status, out, errOut)
 	}
 	for _, want := range []string{"MPTCP:    yes, DSS checksums on", "dropped loss=", "OK: "} {

@@ -17,8 +17,7 @@ import (
 )
 
 // clean is a path that drops nothing (no bottleneck, no loss), for the
-// tests whose subject is not loss: a drop makes TCP retransmit, which can
-// hit stack bug 1 (stackbugs_test.go).
+// tests whose subject is not loss.
 const clean = "delay=1ms"
 
 // path parses a path spec or fails the test.
@@ -101,7 +100,6 @@ func checkOK(t *testing.T, res *Result, err error, size int64) {
 
 func TestRunDefaultPath(t *testing.T) {
 	res, err := mustRun(t, Config{Size: 1 << 20, Seed: 1})
-	skipKnownBug(t, res, err)
 	checkOK(t, res, err, 1<<20)
 	if res.Paths[0].Spec != DefaultPath {
 		t.Errorf("path %q, want %q", res.Paths[0].Spec, DefaultPath)
@@ -142,7 +140,6 @@ func TestRunSeed(t *testing.T) {
 
 func TestRunLossy(t *testing.T) {
 	res, err := mustRun(t, Config{Size: 2 << 20, Seed: 1, Timeout: time.Minute, Paths: []emu.Config{path(t, "delay=1ms,loss=2%")}})
-	skipKnownBug(t, res, err)
 	checkOK(t, res, err, 2<<20)
 	p := res.Paths[0]
 	if p.Up.DroppedPackets == 0 || p.Down.DroppedPackets == 0 {
@@ -183,7 +180,6 @@ func TestRunPcap(t *testing.T) {
 				cfg.Paths = []emu.Config{path(t, clean)}
 			}
 			res, err := mustRun(t, cfg)
-			skipKnownBug(t, res, err)
 			checkOK(t, res, err, tc.size)
 			an, err := decode.Analyze(bytes.NewReader(pcap.Bytes()), decode.Limits{})
 			if err != nil {
@@ -457,20 +453,6 @@ func (s *safeBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-// skipKnownBug skips a test whose run failed the way stack bug 1 makes it
-// fail (stackbugs_test.go): a fallback for "data without DSS" over a path
-// that strips nothing, then a hang or corrupted data. The demo is not at
-// fault, and the bug has a test of its own.
-func skipKnownBug(t *testing.T, res *Result, err error) {
-	t.Helper()
-	if res == nil || res.OK() {
-		return
-	}
-	if res.Counters.Client["MPTcpExtDssFallback"]+res.Counters.Server["MPTcpExtDssFallback"] > 0 {
-		t.Skipf("hit stack bug 1 (TestStackBugRetransmitWithoutMapping): fallback %q, %v", res.FallbackReason, err)
-	}
 }
 
 // unexplained returns the mismatches that stack bug 5 does not explain
