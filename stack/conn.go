@@ -876,17 +876,7 @@ func (c *Conn) probe() {
 	if s == nil || s.flow == nil {
 		return
 	}
-	seg, dsn, dsnOK, ok := s.sf.Probe()
-	if !ok {
-		c.st.sendPureACK(s.flow)
-		return
-	}
-	var b [1]byte
-	data := b[:0]
-	if dsnOK && c.sendBuf.copyOut(b[:], dsn) == 1 {
-		data = b[:]
-	}
-	c.st.sendProbe(s.flow, seg, data)
+	c.st.sendProbe(s.flow, c.sendBuf.byteAt)
 }
 
 func (c *Conn) writeErr() error {

@@ -180,6 +180,19 @@ type tapEP struct {
 	side byte // 'a' or 'b'
 	cap  *capture
 	in   atomic.Pointer[inboundHook]
+	hold atomic.Pointer[writeHold]
+}
+
+// writeHold stops the next write through a tap before it is recorded:
+// held is closed when a write arrives, which then waits for release.
+type writeHold struct{ held, release chan struct{} }
+
+// holdNextWrite makes the next write through e wait until the returned
+// hold is released.
+func (e *tapEP) holdNextWrite() *writeHold {
+	h := &writeHold{held: make(chan struct{}), release: make(chan struct{})}
+	e.hold.Store(h)
+	return h
 }
 
 // inboundHook sees each packet arriving at a stack (a whole IP packet, a
@@ -203,6 +216,10 @@ func (e *tapEP) HeadersFromBytes() bool {
 
 // WritePackets records what the stack (its shim) sends.
 func (e *tapEP) WritePackets(pkts gstack.PacketBufferList) (int, tcpip.Error) {
+	if h := e.hold.Swap(nil); h != nil {
+		close(h.held)
+		<-h.release
+	}
 	if e.cap != nil && e.cap.on.Load() {
 		for _, pkt := range pkts.AsSlice() {
 			v := pkt.ToView()

@@ -71,6 +71,10 @@ func (b *sendBuffer) ackedTo(dsn uint64) {
 	}
 }
 
+// byteAt copies the byte at dsn into p[0] and reports whether the buffer
+// still held it.
+func (b *sendBuffer) byteAt(dsn uint64, p []byte) bool { return b.copyOut(p[:1], dsn) == 1 }
+
 // copyOut copies the bytes from dsn on into p and returns how many it
 // copied (for sending them again).
 func (b *sendBuffer) copyOut(p []byte, dsn uint64) int {

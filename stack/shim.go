@@ -37,6 +37,13 @@ type shim struct {
 	inPlace bool
 	lastOut atomic.Pointer[flow]
 
+	// txMu orders what leaves through the child: a segment's options are
+	// chosen and the segment written under it, so a synthesised ACK can
+	// never pass a segment gVisor sent after it or be passed by one sent
+	// before (its DATA_ACK, TCP ACK and timestamp would go backwards on
+	// the wire). Lock order: txMu, then a subflow's or connection's locks.
+	txMu sync.Mutex
+
 	lists sync.Pool // *txBatch
 }
 
@@ -90,10 +97,12 @@ type txBatch struct {
 // with the batch.
 func (sh *shim) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
 	b := sh.lists.Get().(*txBatch)
+	sh.txMu.Lock()
 	for i, pkt := range pkts.AsSlice() {
 		sh.outbound(pkt, b, i)
 	}
 	n, err := sh.child.WritePackets(b.list)
+	sh.txMu.Unlock()
 	written := pkts.Len()
 	if n < b.list.Len() {
 		written = b.origin[n]
@@ -819,20 +828,48 @@ func (sh *shim) checksumAt(pkt *stack.PacketBuffer, b []byte, off, size int) boo
 // sendPureACK synthesises an ACK on f carrying only options: the DATA_ACK
 // or DATA_FIN when TCP has nothing to send (§3.3). Its sequence number,
 // acknowledgment, window and timestamps are those of TCP's last segment, so
-// TCP's peer treats it as a duplicate ACK at worst.
+// TCP's peer treats it as a duplicate ACK at worst. They are read under
+// txMu, so no segment TCP sends later can leave before it.
 func (sh *shim) sendPureACK(f *flow) bool {
+	sh.txMu.Lock()
+	defer sh.txMu.Unlock()
 	seg, ok := f.sf.PureACK()
-	if !ok || !sh.sendSynthesised(f, seg, nil) {
+	if !ok || !sh.sendSynthesisedLocked(f, seg, nil) {
 		return false
 	}
 	sh.st.counters.UmptcpPureACKsSent.Add(1)
 	return true
 }
 
-// sendSynthesised builds seg, an ACK with data as payload, with the
+// sendProbe synthesises the window probe of Subflow.Probe on f, with the
+// byte it retransmits copied by byteAt (false when the send buffer no
+// longer holds it: the probe goes empty), or a pure ACK before the peer
+// acknowledged any data. It reports whether a probe (not a pure ACK) left.
+func (sh *shim) sendProbe(f *flow, byteAt func(dsn uint64, b []byte) bool) (probed, sent bool) {
+	sh.txMu.Lock()
+	defer sh.txMu.Unlock()
+	seg, dsn, dsnOK, ok := f.sf.Probe()
+	if !ok {
+		seg, ok = f.sf.PureACK()
+		if !ok || !sh.sendSynthesisedLocked(f, seg, nil) {
+			return false, false
+		}
+		sh.st.counters.UmptcpPureACKsSent.Add(1)
+		return false, true
+	}
+	var b [1]byte
+	data := b[:0]
+	if dsnOK && byteAt(dsn, b[:]) {
+		data = b[:]
+	}
+	return true, sh.sendSynthesisedLocked(f, seg, data)
+}
+
+// sendSynthesisedLocked builds seg, an ACK with data as payload, with the
 // options Outgoing gives it, and writes it to the link. It reports false
-// when there were no options to send or the link refused.
-func (sh *shim) sendSynthesised(f *flow, seg subflow.Segment, data []byte) bool {
+// when there were no options to send or the link refused. The caller holds
+// txMu from the moment it read seg's TCP fields.
+func (sh *shim) sendSynthesisedLocked(f *flow, seg subflow.Segment, data []byte) bool {
 	seg.PayloadLen = len(data)
 	var buf [options.MaxTCPOptionsLen]byte
 	mp, split, sent := f.sf.Outgoing(buf[:0], seg, f.connState())

@@ -377,15 +377,15 @@ func (s *Stack) sendPureACK(f *flow) bool {
 	return false
 }
 
-// sendProbe sends the window probe seg (Subflow.Probe) on f, with data as
-// its payload.
-func (s *Stack) sendProbe(f *flow, seg subflow.Segment, data []byte) bool {
+// sendProbe sends a window probe on f (shim.sendProbe).
+func (s *Stack) sendProbe(f *flow, byteAt func(dsn uint64, b []byte) bool) {
 	sh := s.shimOf(f)
-	if sh == nil || !sh.sendSynthesised(f, seg, data) {
-		return false
+	if sh == nil {
+		return
 	}
-	s.counters.UmptcpWindowProbes.Add(1)
-	return true
+	if probed, sent := sh.sendProbe(f, byteAt); probed && sent {
+		s.counters.UmptcpWindowProbes.Add(1)
+	}
 }
 
 // shimOf returns the shim of the NIC that has f's local address, or nil.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/netip"
 	"runtime"
 	"strings"
 	"sync"
@@ -167,10 +166,9 @@ func TestRunPcap(t *testing.T) {
 		snaplen  int
 		checksum bool
 	}{
-		// Both with DSS checksums: without them, the DATA_ACK can go
-		// backwards on the wire (stack bug 6, TestStackBugDataAckBackwards).
 		{"whole packets, clean path", 300_000, 0, true},
-		{"headers only, default path", 3 << 20, 128, true},
+		{"headers only, default path", 3 << 20, 128, false},
+		{"headers only, default path, checksums", 3 << 20, 128, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var pcap bytes.Buffer
@@ -185,7 +183,7 @@ func TestRunPcap(t *testing.T) {
 			if err != nil {
 				t.Fatalf("decode: %v", err)
 			}
-			if bad := unexplained(t, pcap.Bytes(), an.Mismatches); len(bad) > 0 || an.MismatchesDropped > 0 {
+			if len(an.Mismatches) > 0 || an.MismatchesDropped > 0 {
 				var rep strings.Builder
 				an.WriteText(&rep)
 				t.Fatalf("decode --verify found mismatches:\n%s", rep.String())
@@ -453,40 +451,4 @@ func (s *safeBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-// unexplained returns the mismatches that stack bug 5 does not explain
-// (TestStackBugDataAckBackwards): a data ACK that goes backwards on a segment
-// whose TCP acknowledgment goes backwards too is an old ACK delivered late,
-// not a wrong DATA_ACK.
-func unexplained(t *testing.T, pcap []byte, ms []decode.Mismatch) []decode.Mismatch {
-	t.Helper()
-	stale := map[int]bool{}
-	rd, err := decode.NewReader(bytes.NewReader(pcap))
-	if err != nil {
-		t.Fatal(err)
-	}
-	type dir struct{ src, dst netip.AddrPort }
-	maxAck := map[dir]uint32{}
-	var p decode.Packet
-	for rd.Next(&p) == nil {
-		if p.Status != decode.StatusTCP || p.Flags&decode.FlagACK == 0 {
-			continue
-		}
-		d := dir{p.Src, p.Dst}
-		if m, ok := maxAck[d]; ok && int32(p.Ack-m) < 0 {
-			stale[p.Frame] = true
-			continue
-		}
-		maxAck[d] = p.Ack
-	}
-	var bad []decode.Mismatch
-	for _, m := range ms {
-		if m.Check == decode.CheckDataAck && stale[m.Frame] {
-			t.Logf("tolerated (stack bug 5, an old ACK sent late): %v", m)
-			continue
-		}
-		bad = append(bad, m)
-	}
-	return bad
 }
