@@ -123,7 +123,8 @@ func TestDemoJSON(t *testing.T) {
 // The capture decodes as MPTCP and passes "umptcp decode --verify".
 func TestDemoPcap(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "demo.pcap")
-	status, out, errOut := runCmd(t, append(demoArgs, "--size", "200k", "--pcap", file, "--quiet")...)
+	// With DSS checksums, which the capture's whole packets let verify check.
+	status, out, errOut := runCmd(t, append(demoArgs, "--size", "200k", "--checksum", "--pcap", file, "--quiet")...)
 	if status != exitOK {
 		t.Fatalf("status %d\n%s\n%s", status, out, errOut)
 	}
