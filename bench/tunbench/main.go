@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -32,6 +33,7 @@ func main() {
 	only := flag.String("rows", "", "comma-separated row names to run (default: all)")
 	fifoQ := flag.Bool("fifo", false, "use gVisor's fifo qdisc on userspace rows' NIC")
 	driver := flag.String("driver", "wireguard", "TUN driver for userspace rows: wireguard or water")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (go tool pprof) to `file`")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "tunbench: needs root (network namespaces, veth, TUN)")
@@ -47,6 +49,19 @@ func main() {
 			}
 		}
 		return false
+	}
+
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "tunbench:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
 	}
 
 	topo, err := newTopology()
