@@ -148,6 +148,9 @@ func (s *Subflow) Outgoing(dst []byte, seg Segment, c ConnState) (opts []byte, s
 	if seg.MSS > 0 && seg.MSS != s.mss {
 		s.mss = seg.MSS
 	}
+	if seg.MSS > 0 && seg.PayloadLen > seg.MSS {
+		s.gso = true
+	}
 	s.sent = 0
 	opts, split = s.outgoing(dst, seg, c)
 	return opts, split, s.sent
@@ -254,14 +257,17 @@ func (s *Subflow) mayRecut(seg Segment, m *TXMapping) bool {
 	return !s.newFromOK || !options.SubflowSeq(seg.Seq).LessThan(options.SubflowSeq(s.newFrom))
 }
 
-// recutLen is the length to give the mapping of seg (see mayRecut): a GSO
-// super-segment's payload exactly, since the next one starts after it;
-// for a segment of one MSS, its payload and as many whole MSS-sized
-// segments after it as fit, so that TCP's following full-sized segments
-// end where the mapping does rather than straddle its end. (Not one
-// mapping per segment: that would only grow the peer's tables.)
+// recutLen is the length to give the mapping of seg (see mayRecut): its
+// payload exactly on a subflow whose TCP sends GSO super-segments, since
+// the next segment, of any size, starts after it (a short segment mapped
+// with more would make the super-segments after it straddle mapping
+// boundaries: about one split per short segment). On a link without GSO,
+// a segment's payload and as many whole MSS-sized segments after it as
+// fit, so that TCP's following full-sized segments end where the mapping
+// does rather than straddle its end. (Not one mapping per segment there:
+// that would only grow the peer's tables.)
 func (s *Subflow) recutLen(seg Segment) int {
-	if (seg.MSS > 0 && seg.PayloadLen > seg.MSS) || seg.PayloadLen >= MaxMappingLen {
+	if s.gso || (seg.MSS > 0 && seg.PayloadLen > seg.MSS) || seg.PayloadLen >= MaxMappingLen {
 		return seg.PayloadLen
 	}
 	return seg.PayloadLen + (MaxMappingLen-seg.PayloadLen)/s.mss*s.mss

@@ -144,6 +144,7 @@ type Subflow struct {
 	lastTX       lastTX
 	sent         Sent // what the segment being built carries (Outgoing)
 	mss          int  // largest segment payload seen on the wire
+	gso          bool // TCP sent a GSO super-segment: the link segments for it
 	// newFrom is the sequence number after the highest one TCP had sent
 	// before the segment being built: its bytes from there on are new.
 	newFrom   uint32

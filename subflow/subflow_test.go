@@ -814,6 +814,21 @@ func TestTXMappingsFitGSO(t *testing.T) {
 			t.Errorf("%d segments cut at a mapping boundary, want 1", splits)
 		}
 	})
+	t.Run("short segment on a GSO link", func(t *testing.T) {
+		// Once TCP sent a super-segment, every segment gets a mapping of
+		// its own length: a short one mapped with whole segments after it
+		// would make the super-segments that follow straddle its end.
+		s := setup(false, mapLen, mapLen, mapLen, mapLen)
+		rel := uint32(1)
+		for i, n := range []int{gso, mss, 800, gso, 2 * mss, gso} {
+			d, split := send(s, rel, n, false)
+			check(fmt.Sprintf("segment %d at %d", i, rel), d, split, rel, n, 0)
+			rel += uint32(n)
+		}
+		if st := s.Stats(); st.SegmentsSplit != 0 {
+			t.Errorf("stats %+v", st)
+		}
+	})
 	t.Run("checksum", func(t *testing.T) {
 		s := setup(true, mapLen, mapLen)
 		d, split := send(s, 1, gso, false)
