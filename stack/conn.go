@@ -940,9 +940,25 @@ func (c *Conn) writeEP(s *sub, b []byte, mapped bool) (int, error) {
 	if mapped {
 		// The payloader lives in the Conn (writeMu held): handing gVisor a
 		// pointer to a local one would allocate on every write.
-		c.pl = payloader{c: c, s: s, b: b, dsn: c.sndNxt.Load()}
-		n, err = s.ep.Write(&c.pl, tcpip.WriteOptions{Atomic: true})
+		// gVisor copies a non-atomic write without its endpoint lock, so
+		// TCP goes on sending meanwhile, as with gonet; it may then queue
+		// fewer bytes than it read (its send buffer shrank) and the
+		// mappings of the rest are taken back. With DSS checksums, the
+		// mappings' sums cannot be cut: the write is atomic (gVisor holds
+		// its lock through the copy and queues all it read).
+		csum := c.checksum.Load()
+		start := s.sf.NextTXSSN()
+		c.pl = payloader{s: s, b: b, dsn: c.sndNxt.Load(), checksum: csum}
+		n, err = s.ep.Write(&c.pl, tcpip.WriteOptions{Atomic: csum})
+		if int(n) < c.pl.off {
+			c.st.counters.UmptcpWritesTrimmed.Add(1)
+			s.sf.UnwriteTX(start + uint32(n))
+		}
 		c.pl = payloader{}
+		// The send buffer's copy is made here, outside gVisor's endpoint
+		// lock: only this writer reads the buffer, and nothing needs the
+		// bytes before Write returns.
+		c.sendBuf.append(b[:n])
 		c.sndNxt.Add(uint64(n))
 	} else {
 		r := plainPayload{b: b}
@@ -973,16 +989,15 @@ func (c *Conn) writeEP(s *sub, b []byte, mapped bool) (int, error) {
 }
 
 // payloader feeds a write to gVisor and, as gVisor takes the bytes, maps
-// them to data sequence numbers (before TCP can send any of them) and keeps
-// them in the send buffer until DATA_ACKed. gVisor reads it under its
-// endpoint lock (WriteOptions.Atomic), so the mapping is exactly what TCP
-// queued.
+// them to data sequence numbers (before TCP can send any of them); writeEP
+// then keeps them in the send buffer until DATA_ACKed, and takes back the
+// mappings of bytes gVisor read but did not queue.
 type payloader struct {
-	c   *Conn
-	s   *sub
-	b   []byte
-	off int
-	dsn uint64 // of b[0]
+	s        *sub
+	b        []byte
+	off      int
+	dsn      uint64 // of b[0]
+	checksum bool   // keep each mapping's partial sum (DSS checksums)
 }
 
 func (p *payloader) Len() int { return len(p.b) - p.off }
@@ -995,30 +1010,7 @@ func (p *payloader) Read(dst []byte) (int, error) {
 	if n == 0 {
 		return 0, nil
 	}
-	chunk := p.b[p.off : p.off+n]
-	csum := p.c.checksum.Load()
-	// One mapping per write, or per run of writes TCP has not started to
-	// send, cut every MappingSize bytes (at most 65535: the data-level
-	// length is 16 bits).
-	size := p.s.sf.MappingSize()
-	for rest, extend := chunk, p.off > 0 || p.s.sf.LastMappingUnsent(); len(rest) > 0; extend = true {
-		k := len(rest)
-		if extend {
-			if room := p.s.sf.MappingRoom(); room > 0 {
-				k = min(k, room)
-			} else {
-				extend = false
-			}
-		}
-		k = min(k, size)
-		var partial uint16
-		if csum {
-			partial = options.PartialSum(rest[:k])
-		}
-		p.s.sf.AddTXMapping(p.dsn+uint64(p.off+len(chunk)-len(rest)), k, partial, extend)
-		rest = rest[k:]
-	}
-	p.c.sendBuf.append(chunk)
+	p.s.sf.MapWrite(p.dsn+uint64(p.off), p.b[p.off:p.off+n], p.checksum)
 	p.off += n
 	return n, nil
 }

@@ -52,6 +52,7 @@ type Counters struct {
 	UmptcpChecksumPresence  atomic.Uint64 // DSS checksum present without negotiation, or missing with it
 	UmptcpOptionsNoRoom     atomic.Uint64 // MPTCP options that could not fit next to TCP's
 	UmptcpWindowProbes      atomic.Uint64 // data-level window probes sent (a duplicate byte asking for the DATA_ACK)
+	UmptcpWritesTrimmed     atomic.Uint64 // writes gVisor read in full but queued only in part (its send buffer shrank); their mappings taken back
 	UmptcpAckedBytesTrimmed atomic.Uint64 // retransmitted bytes dropped because the peer had acknowledged them
 	UmptcpDroppedAfterReset atomic.Uint64 // segments not sent on a subflow the peer reset
 }

@@ -49,6 +49,10 @@ func (s *Subflow) AddTXMapping(dsn uint64, n int, partial uint16, extend bool) {
 	if n <= 0 || n > MaxMappingLen {
 		panic("subflow: AddTXMapping with a length outside 1..MaxMappingLen")
 	}
+	s.addTXMapping(dsn, n, partial, extend)
+}
+
+func (s *Subflow) addTXMapping(dsn uint64, n int, partial uint16, extend bool) {
 	if last := s.tx.last(); extend && last != nil && last.DSN+uint64(last.Len) == dsn &&
 		int(last.Len)+n <= MaxMappingLen {
 		last.Len += uint16(n)
@@ -60,6 +64,88 @@ func (s *Subflow) AddTXMapping(dsn uint64, n int, partial uint16, extend bool) {
 	m.Sum.AddPartial(partial, n)
 	s.tx.push(m)
 	s.sndWritten += uint32(n)
+}
+
+// MapWrite records the mappings of data, the next bytes given to TCP on
+// this subflow, from dsn on (AddTXMapping, under one lock): it continues
+// the last mapping while TCP has sent none of it, and cuts mappings at
+// MappingSize. With checksum set, each mapping keeps the partial sum of
+// its bytes. It may run while TCP sends earlier bytes (gVisor copies a
+// non-atomic write without its endpoint lock): deciding to extend and
+// extending happen together here.
+func (s *Subflow) MapWrite(dsn uint64, data []byte, checksum bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	data, dsn = s.skipCovered(data, dsn)
+	size := s.mappingSize()
+	for len(data) > 0 {
+		k := min(len(data), size)
+		extend := false
+		if last := s.tx.last(); last != nil && s.unsent(last) {
+			if room := size - int(last.Len); room > 0 {
+				k, extend = min(k, room), true
+			}
+		}
+		var partial uint16
+		if checksum {
+			partial = options.PartialSum(data[:k])
+		}
+		s.addTXMapping(dsn, k, partial, extend)
+		data, dsn = data[k:], dsn+uint64(k)
+	}
+}
+
+// skipCovered passes over the bytes of data that a mapping sent before
+// UnwriteTX covers already: they map to the same DSNs (the writer goes on
+// from where TCP's queue ended, at the data level too), and the mapping
+// stays as sent (§3.3.1).
+func (s *Subflow) skipCovered(data []byte, dsn uint64) ([]byte, uint64) {
+	last := s.tx.last()
+	if last == nil || !options.SubflowSeq(s.sndWritten).LessThan(options.SubflowSeq(last.End())) {
+		return data, dsn
+	}
+	if want := last.DSN + uint64(s.sndWritten-last.SSN); want != dsn {
+		panic("subflow: bytes written after UnwriteTX do not continue the data sequence of the mapping sent for them")
+	}
+	k := min(len(data), int(last.End()-s.sndWritten))
+	s.sndWritten += uint32(k)
+	return data[k:], dsn + uint64(k)
+}
+
+// UnwriteTX takes back the mappings of the bytes from relative sequence
+// number end on, which TCP did not take after all (gVisor trims a
+// non-atomic write when its send buffer shrank meanwhile): the next bytes
+// given to TCP start at end. A mapping that a segment carried already
+// stays as it is (§3.3.1), with the DSNs that the next bytes, the same
+// data sequence, fill again (skipCovered). Mappings with checksums cannot
+// be cut: writes with checksums are atomic and never trimmed.
+func (s *Subflow) UnwriteTX(end uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !options.SubflowSeq(end).LessThan(options.SubflowSeq(s.sndWritten)) {
+		return
+	}
+	s.sndWritten = end
+	for s.tx.count > 0 {
+		m := s.tx.last()
+		if !options.SubflowSeq(end).LessThan(options.SubflowSeq(m.End())) || !s.unsent(m) {
+			return
+		}
+		if options.SubflowSeq(m.SSN).LessThan(options.SubflowSeq(end)) {
+			m.Len = uint16(end - m.SSN)
+			return
+		}
+		s.tx.removeAt(s.tx.count - 1)
+	}
+}
+
+// unsent reports whether no segment carrying bytes of m has passed
+// Outgoing.
+func (s *Subflow) unsent(m *TXMapping) bool {
+	if !s.lastTX.valid {
+		return true
+	}
+	return !options.SubflowSeq(m.SSN).LessThan(options.SubflowSeq(s.lastTX.seqNext - s.iss))
 }
 
 // LastMappingUnsent reports whether the last mapping exists and TCP has
@@ -76,10 +162,7 @@ func (s *Subflow) LastMappingUnsent() bool {
 	if last == nil || !s.issOK {
 		return false
 	}
-	if !s.lastTX.valid {
-		return true
-	}
-	return !options.SubflowSeq(last.SSN).LessThan(options.SubflowSeq(s.lastTX.seqNext - s.iss))
+	return s.unsent(last)
 }
 
 // MappingRoom returns how many more bytes the last mapping can take.

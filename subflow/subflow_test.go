@@ -853,3 +853,68 @@ func TestIncomingAppliesACK(t *testing.T) {
 		t.Errorf("bytes acked %d, want 1000", st.BytesAcked)
 	}
 }
+
+// TestUnwriteTX: gVisor may queue fewer bytes of a non-atomic write than
+// it read (its send buffer shrank meanwhile). The mappings of the bytes it
+// did not take are taken back where no segment carried them, and a mapping
+// a segment carried stays as sent: the next bytes, the same data sequence,
+// fill it again and only what lies beyond it gets a new mapping.
+func TestUnwriteTX(t *testing.T) {
+	const mss = 1000
+	cs := ConnState{DataAck: idsnB + 1, DataAckOK: true}
+	setup := func() *Subflow {
+		p := handshake(t, false, false)
+		ack := Segment{Flags: FlagACK, Seq: isnB + 1, Ack: isnA + 1}
+		p.ini.Incoming(ack, build(ack.Flags, 0, options.DSS{HasAck: true, Ack64: true, DataAck: idsnA + 1}), Refs{SndUna: idsnA + 1})
+		return p.ini
+	}
+	dss := func(s *Subflow, rel uint32, n int) options.DSS {
+		t.Helper()
+		raw, split := out(t, s, Segment{Flags: FlagACK, Seq: isnA + rel, Ack: isnB + 1, PayloadLen: n, MSS: mss}, cs)
+		if split != 0 {
+			t.Fatalf("segment at %d cut at %d", rel, split)
+		}
+		return only(t, segOpts(FlagACK, n, raw), options.SubtypeDSS).DSS()
+	}
+	want := func(what string, d options.DSS, ssn uint32, n int) {
+		t.Helper()
+		if d.SubflowSeq != ssn || d.DSN != idsnA+uint64(ssn) || int(d.DataLen) != n {
+			t.Errorf("%s: mapping ssn %d dsn +%d len %d; want ssn %d len %d", what, d.SubflowSeq, d.DSN-idsnA, d.DataLen, ssn, n)
+		}
+	}
+	data := make([]byte, 200_000)
+
+	t.Run("unsent mappings", func(t *testing.T) {
+		s := setup()
+		s.MapWrite(idsnA+1, data[:30_000], false)
+		s.MapWrite(idsnA+30_001, data[:30_000], false) // extends the first: unsent
+		want("first segment", dss(s, 1, mss), 1, 60_000)
+		s.MapWrite(idsnA+60_001, data[:100_000], false)
+		// TCP took 70,000 bytes: the mappings after the sent one go back to
+		// 10,000 bytes.
+		s.UnwriteTX(70_001)
+		if got := s.NextTXSSN(); got != 70_001 {
+			t.Fatalf("next SSN %d after UnwriteTX(70001)", got)
+		}
+		if n := s.tx.len(); n != 2 || s.tx.last().Len != 10_000 {
+			t.Fatalf("%d mappings, last %+v; want 2, the last of 10000 bytes", n, *s.tx.last())
+		}
+		s.MapWrite(idsnA+70_001, data[:5_000], false) // continues the unsent one
+		want("after the sent mapping", dss(s, 60_001, mss), 60_001, 15_000)
+	})
+	t.Run("sent mapping past the end", func(t *testing.T) {
+		s := setup()
+		s.MapWrite(idsnA+1, data[:50_000], false)
+		want("first segment", dss(s, 1, mss), 1, 50_000)
+		s.UnwriteTX(20_001) // TCP took 20,000 bytes; the mapping went out with 50,000
+		if n := s.tx.len(); n != 1 || s.tx.last().Len != 50_000 || s.NextTXSSN() != 20_001 {
+			t.Fatalf("%d mappings, last %+v, next SSN %d", n, *s.tx.last(), s.NextTXSSN())
+		}
+		s.MapWrite(idsnA+20_001, data[:45_000], false)
+		want("bytes the sent mapping covers", dss(s, 40_001, mss), 1, 50_000)
+		want("bytes after it", dss(s, 50_001, mss), 50_001, 15_000)
+		if s.NextTXSSN() != 65_001 {
+			t.Errorf("next SSN %d, want 65001", s.NextTXSSN())
+		}
+	})
+}
