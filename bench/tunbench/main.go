@@ -33,8 +33,13 @@ func main() {
 	only := flag.String("rows", "", "comma-separated row names to run (default: all)")
 	fifoQ := flag.Bool("fifo", false, "use gVisor's fifo qdisc on userspace rows' NIC")
 	driver := flag.String("driver", "wireguard", "TUN driver for userspace rows: wireguard or water")
+	dirs := flag.String("dirs", "both", "directions to measure: up, down or both")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (go tool pprof) to `file`")
 	flag.Parse()
+	if *dirs != "up" && *dirs != "down" && *dirs != "both" {
+		fmt.Fprintln(os.Stderr, "tunbench: -dirs must be up, down or both")
+		os.Exit(2)
+	}
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "tunbench: needs root (network namespaces, veth, TUN)")
 		os.Exit(2)
@@ -96,7 +101,10 @@ func main() {
 	var rows []row
 	measure := func(name string, dial func() (net.Conn, error)) row {
 		r := row{name: name}
-		if r.up, r.err = run(dial, true, *dur); r.err == nil {
+		if *dirs != "down" {
+			r.up, r.err = run(dial, true, *dur)
+		}
+		if r.err == nil && *dirs != "up" {
 			r.down, r.err = run(dial, false, *dur)
 		}
 		return r
