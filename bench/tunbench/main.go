@@ -79,13 +79,17 @@ func main() {
 	// The kernel servers, in "peer": one TCP listener and one MPTCP listener.
 	var lnTCP, lnMPTCP net.Listener
 	if err := topo.peer.Do(func() error {
+		// Explicitly plain TCP: since Go 1.24 a listener is MPTCP by
+		// default, and a plain TCP client of it gets the kernel's MPTCP
+		// socket in fallback mode, which is slower than TCP's.
+		var plain, mptcp net.ListenConfig
+		plain.SetMultipathTCP(false)
+		mptcp.SetMultipathTCP(true)
 		var err error
-		if lnTCP, err = net.Listen("tcp4", vethPeer.Addr().String()+":0"); err != nil {
+		if lnTCP, err = plain.Listen(context.Background(), "tcp4", vethPeer.Addr().String()+":0"); err != nil {
 			return err
 		}
-		lc := net.ListenConfig{}
-		lc.SetMultipathTCP(true)
-		lnMPTCP, err = lc.Listen(context.Background(), "tcp4", vethPeer.Addr().String()+":0")
+		lnMPTCP, err = mptcp.Listen(context.Background(), "tcp4", vethPeer.Addr().String()+":0")
 		return err
 	}); err != nil {
 		fmt.Fprintln(os.Stderr, "tunbench: listen:", err)

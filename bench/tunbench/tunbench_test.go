@@ -22,6 +22,9 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer topo.close()
+	// One listener for every row: MPTCP, as Go makes listeners by default
+	// since 1.24, so that the umptcp row negotiates MPTCP (TCP clients get
+	// the kernel's fallback socket).
 	var ln net.Listener
 	if err := topo.peer.Do(func() error {
 		var err error
