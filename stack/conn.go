@@ -87,9 +87,15 @@ type Conn struct {
 	removed     bool
 
 	readCh  chan struct{}
-	writeCh chan struct{}
-	doneCh  chan struct{} // closed when the connection is closed or failed
-	rd, wd  deadline
+	writeCh chan struct{} // the writer's state changed: TCP has room, an error, a fallback
+	// ackCh: the peer's DATA_ACK or data-level window moved. Only a
+	// writer blocked at the data level waits for it: a writer waiting for
+	// room in TCP's send buffer woken by every DATA_ACK would retry,
+	// take gVisor's endpoint lock from TCP's processor each time and
+	// get nothing (gVisor signals room once half its buffer is free).
+	ackCh  chan struct{}
+	doneCh chan struct{} // closed when the connection is closed or failed
+	rd, wd deadline
 
 	work   atomic.Uint32
 	queued atomic.Bool
@@ -160,6 +166,7 @@ func newConn(st *Stack, role subflow.Role, local, remote netip.AddrPort, key uin
 		st: st, role: role, local: local, remote: remote, localKey: key, token: token, created: time.Now(),
 		readCh:  make(chan struct{}, 1),
 		writeCh: make(chan struct{}, 1),
+		ackCh:   make(chan struct{}, 1),
 		doneCh:  make(chan struct{}),
 		finRTO:  200 * time.Millisecond,
 	}
@@ -349,7 +356,7 @@ func (c *Conn) onDataAck(ack, wnd uint64) {
 		c.sendBuf.ackedTo(c.sndUna.Load())
 		c.writeMu.Unlock()
 	}
-	notify(c.writeCh)
+	notify(c.ackCh)
 	if c.finPending.Load() && int64(ack-c.finSeq.Load()) > 0 {
 		c.finPending.Store(false)
 		c.stateMu.Lock()
@@ -845,6 +852,8 @@ func (c *Conn) waitOrProbe(d time.Duration) (probed bool, err error) {
 	defer t.Stop()
 	select {
 	case <-c.writeCh:
+		return false, nil
+	case <-c.ackCh:
 		return false, nil
 	case <-c.wd.done():
 		return false, os.ErrDeadlineExceeded
