@@ -36,6 +36,7 @@ type shim struct {
 	// may grow a TCP header in the packet's headroom (see growInPlace).
 	inPlace bool
 	lastOut atomic.Pointer[flow]
+	lastIn  atomic.Pointer[flow]
 
 	// txMu orders what leaves through the child: a segment's options are
 	// chosen and the segment written under it, so a synthesised ACK can
@@ -367,6 +368,19 @@ func (sh *shim) flowOut(k flowKey) *flow {
 	return f
 }
 
+// flowIn finds the flow of an arriving segment, trying the last one found
+// first, as flowOut does.
+func (sh *shim) flowIn(k flowKey) *flow {
+	if f := sh.lastIn.Load(); f != nil && f.key == k && f.retired.Load() == 0 {
+		return f
+	}
+	f := sh.st.flows.get(k)
+	if f != nil {
+		sh.lastIn.Store(f)
+	}
+	return f
+}
+
 // growInPlace adds mp to pkt's TCP options without copying the packet: it
 // takes the bytes it needs from the packet's headroom (the shim asks gVisor
 // for 40 more with MaxHeaderLength), moves the IP and TCP headers back into
@@ -681,7 +695,7 @@ func (sh *shim) inbound(pkt *stack.PacketBuffer) bool {
 		pkt.RXChecksumValidated = true
 	}
 
-	f := sh.st.flows.get(v.keyIn())
+	f := sh.flowIn(v.keyIn())
 	seg := v.segment()
 	isSYN := seg.Flags&subflow.FlagSYN != 0 && seg.Flags&subflow.FlagACK == 0
 	if f == nil && !isSYN {

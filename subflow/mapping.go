@@ -232,8 +232,19 @@ func (t *rxTable) add(m RXMapping, consumed uint32) RXResult {
 	if m.Len > 0 && options.SubflowSeq(m.End()).LessThanEq(options.SubflowSeq(consumed)) {
 		return RXConsumed
 	}
-	// Find the insertion point, checking overlaps on the way.
+	// Find the insertion point, checking overlaps on the way. Most
+	// mappings repeat the last one (every segment of a mapping carries it)
+	// or start after it (new data in order): no need to walk the table.
 	i := 0
+	if t.count > 0 {
+		last := t.at(t.count - 1)
+		if last.same(&m) {
+			return RXDuplicate
+		}
+		if m.Len > 0 && last.Len > 0 && !options.SubflowSeq(m.SSN).LessThan(options.SubflowSeq(last.End())) {
+			i = t.count // after every mapping, overlapping none (they are ordered and disjoint)
+		}
+	}
 	for ; i < t.count; i++ {
 		o := t.at(i)
 		if o.same(&m) {
