@@ -39,10 +39,10 @@ type ConnState struct {
 // options.PartialSum), kept for the DSS checksum. It must be called before
 // TCP can send the bytes. With extend set, the bytes are appended to the
 // last mapping when they continue it, which is only allowed while TCP
-// cannot have sent any of it (within one write, or LastMappingUnsent):
-// every segment of a mapping must carry it unchanged (§3.3.1). The caller
-// keeps mappings within MaxMappingLen (MappingRoom says how much the last
-// one takes): the checksum of bytes cut in two could not be split.
+// cannot have sent any of it: every segment of a mapping must carry it
+// unchanged (§3.3.1). The caller keeps mappings within MaxMappingLen: the
+// checksum of bytes cut in two could not be split. MapWrite makes these
+// decisions itself, under the subflow's lock; writers use it.
 func (s *Subflow) AddTXMapping(dsn uint64, n int, partial uint16, extend bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -68,8 +68,10 @@ func (s *Subflow) addTXMapping(dsn uint64, n int, partial uint16, extend bool) {
 
 // MapWrite records the mappings of data, the next bytes given to TCP on
 // this subflow, from dsn on (AddTXMapping, under one lock): it continues
-// the last mapping while TCP has sent none of it, and cuts mappings at
-// MappingSize. With checksum set, each mapping keeps the partial sum of
+// the last mapping while TCP has sent none of it, so that segments TCP
+// coalesces from small writes need not be cut at each write's boundary
+// (Linux collapses unsent writes the same way), and cuts mappings at
+// mappingSize. With checksum set, each mapping keeps the partial sum of
 // its bytes. It may run while TCP sends earlier bytes (gVisor copies a
 // non-atomic write without its endpoint lock): deciding to extend and
 // extending happen together here.
@@ -148,43 +150,10 @@ func (s *Subflow) unsent(m *TXMapping) bool {
 	return !options.SubflowSeq(m.SSN).LessThan(options.SubflowSeq(s.lastTX.seqNext - s.iss))
 }
 
-// LastMappingUnsent reports whether the last mapping exists and TCP has
-// sent none of its bytes yet (no segment carrying them has passed
-// Outgoing): a write that continues it can then extend it rather than
-// start a mapping of its own. Small writes queued faster than TCP sends
-// them thus share one mapping, and TCP's segments that coalesce them need
-// not be cut at every write's boundary (Linux collapses unsent writes the
-// same way).
-func (s *Subflow) LastMappingUnsent() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	last := s.tx.last()
-	if last == nil || !s.issOK {
-		return false
-	}
-	return s.unsent(last)
-}
-
-// MappingRoom returns how many more bytes the last mapping can take.
-func (s *Subflow) MappingRoom() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if last := s.tx.last(); last != nil {
-		return s.mappingSize() - int(last.Len)
-	}
-	return 0
-}
-
-// MappingSize is the size a mapping of a long write is cut at: the
+// mappingSize is the size a mapping of a long write is cut at: the
 // largest multiple of the segment size that fits in MaxMappingLen, so that
 // TCP's segments of a write do not straddle two mappings (each would have to
 // be cut in two on the wire).
-func (s *Subflow) MappingSize() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.mappingSize()
-}
-
 func (s *Subflow) mappingSize() int {
 	if s.mss <= 0 || s.mss > MaxMappingLen {
 		return MaxMappingLen
