@@ -357,26 +357,21 @@ func (sh *shim) countTX(f *flow, sent subflow.Sent) {
 
 // flowOut finds the flow of an outgoing segment, trying the last one found
 // first: a bulk transfer sends runs of segments of one subflow.
-func (sh *shim) flowOut(k flowKey) *flow {
-	if f := sh.lastOut.Load(); f != nil && f.key == k && f.retired.Load() == 0 {
-		return f
-	}
-	f := sh.st.flows.get(k)
-	if f != nil {
-		sh.lastOut.Store(f)
-	}
-	return f
-}
+func (sh *shim) flowOut(k flowKey) *flow { return sh.cachedFlow(&sh.lastOut, k) }
 
-// flowIn finds the flow of an arriving segment, trying the last one found
-// first, as flowOut does.
-func (sh *shim) flowIn(k flowKey) *flow {
-	if f := sh.lastIn.Load(); f != nil && f.key == k && f.retired.Load() == 0 {
+// flowIn finds the flow of an arriving segment the same way.
+func (sh *shim) flowIn(k flowKey) *flow { return sh.cachedFlow(&sh.lastIn, k) }
+
+// cachedFlow looks k up, trying the flow in last first and keeping the
+// one found there. A flow removed from the table is marked retired, so a
+// cache never returns it.
+func (sh *shim) cachedFlow(last *atomic.Pointer[flow], k flowKey) *flow {
+	if f := last.Load(); f != nil && f.key == k && f.retired.Load() == 0 {
 		return f
 	}
 	f := sh.st.flows.get(k)
 	if f != nil {
-		sh.lastIn.Store(f)
+		last.Store(f)
 	}
 	return f
 }
@@ -847,6 +842,10 @@ func (sh *shim) checksumAt(pkt *stack.PacketBuffer, b []byte, off, size int) boo
 func (sh *shim) sendPureACK(f *flow) bool {
 	sh.txMu.Lock()
 	defer sh.txMu.Unlock()
+	return sh.sendPureACKLocked(f)
+}
+
+func (sh *shim) sendPureACKLocked(f *flow) bool {
 	seg, ok := f.sf.PureACK()
 	if !ok || !sh.sendSynthesisedLocked(f, seg, nil) {
 		return false
@@ -858,25 +857,23 @@ func (sh *shim) sendPureACK(f *flow) bool {
 // sendProbe synthesises the window probe of Subflow.Probe on f, with the
 // byte it retransmits copied by byteAt (false when the send buffer no
 // longer holds it: the probe goes empty), or a pure ACK before the peer
-// acknowledged any data. It reports whether a probe (not a pure ACK) left.
-func (sh *shim) sendProbe(f *flow, byteAt func(dsn uint64, b []byte) bool) (probed, sent bool) {
+// acknowledged any data.
+func (sh *shim) sendProbe(f *flow, byteAt func(dsn uint64, b []byte) bool) {
 	sh.txMu.Lock()
 	defer sh.txMu.Unlock()
 	seg, dsn, dsnOK, ok := f.sf.Probe()
 	if !ok {
-		seg, ok = f.sf.PureACK()
-		if !ok || !sh.sendSynthesisedLocked(f, seg, nil) {
-			return false, false
-		}
-		sh.st.counters.UmptcpPureACKsSent.Add(1)
-		return false, true
+		sh.sendPureACKLocked(f)
+		return
 	}
 	var b [1]byte
 	data := b[:0]
 	if dsnOK && byteAt(dsn, b[:]) {
 		data = b[:]
 	}
-	return true, sh.sendSynthesisedLocked(f, seg, data)
+	if sh.sendSynthesisedLocked(f, seg, data) {
+		sh.st.counters.UmptcpWindowProbes.Add(1)
+	}
 }
 
 // sendSynthesisedLocked builds seg, an ACK with data as payload, with the
