@@ -79,9 +79,15 @@ func Require(tb testing.TB) {
 			reason = "needs the ip(8) command (iproute2)"
 		}
 	}
-	if reason == "" {
-		return
+	if reason != "" {
+		skipOrFail(tb, reason)
 	}
+}
+
+// skipOrFail skips tb for a missing prerequisite, or fails it when the CI
+// environment variable is "true": CI must run these tests.
+func skipOrFail(tb testing.TB, reason string) {
+	tb.Helper()
 	if os.Getenv("CI") == "true" {
 		tb.Fatalf("%s; CI=true so this is a failure, not a skip", reason)
 	}
@@ -102,14 +108,9 @@ func RequireTUN(tb testing.TB, tools ...string) {
 			missing = append(missing, tool)
 		}
 	}
-	if len(missing) == 0 {
-		return
+	if len(missing) > 0 {
+		skipOrFail(tb, "needs "+strings.Join(missing, ", "))
 	}
-	msg := "needs " + strings.Join(missing, ", ")
-	if os.Getenv("CI") == "true" {
-		tb.Fatalf("%s; CI=true so this is a failure, not a skip", msg)
-	}
-	tb.Skip("skipping: " + msg)
 }
 
 var counter struct {
