@@ -505,8 +505,8 @@ func (c *Conn) readOnce(p []byte) (int, error) {
 			// Every subflow is finished and no DATA_FIN came: Linux
 			// treats that as the end of the stream (mptcp_check_for_eof).
 			for _, s := range c.subList() {
-				if s.rxErr.load() != nil {
-					return 0, s.rxErr.load()
+				if err := s.rxErr.load(); err != nil {
+					return 0, err
 				}
 			}
 			return 0, io.EOF
