@@ -55,6 +55,7 @@ type Counters struct {
 	UmptcpWritesTrimmed     atomic.Uint64 // writes gVisor read in full but queued only in part (its send buffer shrank); their mappings taken back
 	UmptcpAckedBytesTrimmed atomic.Uint64 // retransmitted bytes dropped because the peer had acknowledged them
 	UmptcpDroppedAfterReset atomic.Uint64 // segments not sent on a subflow the peer reset
+	UmptcpTxDropped         atomic.Uint64 // packets the link refused when the transmit queue wrote them
 }
 
 // Snapshot returns every counter by name, prefixed with "MPTcpExt" for the

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/netip"
@@ -21,6 +22,13 @@ type pair struct {
 
 func newPair(t testing.TB, v6 bool, aCfg, bCfg Config, ab, ba emu.Config) *pair {
 	t.Helper()
+	return newPairQueued(t, v6, aCfg, bCfg, ab, ba, 0)
+}
+
+// newPairQueued is newPair with a transmit queue of qlen packets on both
+// stacks' links (Link.TxQueueLen).
+func newPairQueued(t testing.TB, v6 bool, aCfg, bCfg Config, ab, ba emu.Config, qlen int) *pair {
+	t.Helper()
 	l, err := emu.NewLink(ab, ba)
 	if err != nil {
 		t.Fatal(err)
@@ -31,8 +39,8 @@ func newPair(t testing.TB, v6 bool, aCfg, bCfg Config, ab, ba emu.Config) *pair 
 		pa, pb = netip.MustParsePrefix("fd07::1/64"), netip.MustParsePrefix("fd07::2/64")
 	}
 	p.aAddr, p.bAddr = pa.Addr(), pb.Addr()
-	aCfg.Links = []Link{{Name: "a", Endpoint: l.A(), Addrs: []netip.Prefix{pa}}}
-	bCfg.Links = []Link{{Name: "b", Endpoint: l.B(), Addrs: []netip.Prefix{pb}}}
+	aCfg.Links = []Link{{Name: "a", Endpoint: l.A(), Addrs: []netip.Prefix{pa}, TxQueueLen: qlen}}
+	bCfg.Links = []Link{{Name: "b", Endpoint: l.B(), Addrs: []netip.Prefix{pb}, TxQueueLen: qlen}}
 	if p.a, err = New(aCfg); err != nil {
 		t.Fatal(err)
 	}
@@ -47,8 +55,18 @@ func newPair(t testing.TB, v6 bool, aCfg, bCfg Config, ab, ba emu.Config) *pair 
 	return p
 }
 
+// TestTransferBothWays moves 200 MB each way, with the links written in
+// the sending goroutine and through transmit queues.
 func TestTransferBothWays(t *testing.T) {
-	p := newPair(t, false, Config{}, Config{}, emu.Config{}, emu.Config{})
+	for _, qlen := range []int{0, DefaultTxQueueLen} {
+		t.Run(fmt.Sprintf("txqueue=%d", qlen), func(t *testing.T) {
+			noLeaks(t)
+			transferBothWays(t, newPairQueued(t, false, Config{}, Config{}, emu.Config{}, emu.Config{}, qlen))
+		})
+	}
+}
+
+func transferBothWays(t *testing.T, p *pair) {
 	ln, err := p.b.Listen("tcp", ":5000")
 	if err != nil {
 		t.Fatal(err)

@@ -44,6 +44,11 @@ type shim struct {
 	// before (its DATA_ACK, TCP ACK and timestamp would go backwards on
 	// the wire). Lock order: txMu, then a subflow's or connection's locks.
 	txMu sync.Mutex
+	// txq, when not nil, takes what the shim sends to the child, in
+	// txMu's order, and writes it from a goroutine of its own (see
+	// txQueue); nil writes to the child in the sender's goroutine.
+	txq      *txQueue
+	stopOnce sync.Once
 
 	lists sync.Pool // *txBatch
 }
@@ -75,8 +80,14 @@ func (sh *shim) MaxHeaderLength() uint16 {
 	return sh.child.MaxHeaderLength() + options.MaxTCPOptionsLen
 }
 
-func newShim(st *Stack, child stack.LinkEndpoint) *shim {
+// newShim wraps child. With queueLen > 0, a transmit queue of that many
+// packets and its writer goroutine stand between the shim and the child
+// until Close.
+func newShim(st *Stack, child stack.LinkEndpoint, queueLen int) *shim {
 	sh := &shim{st: st, child: child}
+	if queueLen > 0 {
+		sh.txq = newTxQueue(queueLen, child.WritePackets, &st.counters)
+	}
 	if hb, ok := child.(headersFromBytes); ok && hb.HeadersFromBytes() && child.ARPHardwareType() == header.ARPHardwareNone {
 		sh.inPlace = true
 	}
@@ -91,6 +102,7 @@ func newShim(st *Stack, child stack.LinkEndpoint) *shim {
 type txBatch struct {
 	list   stack.PacketBufferList
 	origin []int
+	flows  []*flow // each entry's MPTCP subflow, or nil
 }
 
 // WritePackets implements stack.LinkWriter. It owns the list, not the
@@ -102,7 +114,7 @@ func (sh *shim) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
 	for i, pkt := range pkts.AsSlice() {
 		sh.outbound(pkt, b, i)
 	}
-	n, err := sh.child.WritePackets(b.list)
+	n, err := sh.emitLocked(b.list, b.flows)
 	sh.txMu.Unlock()
 	written := pkts.Len()
 	if n < b.list.Len() {
@@ -110,13 +122,47 @@ func (sh *shim) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
 	}
 	b.list.Reset()
 	b.origin = b.origin[:0]
+	clear(b.flows)
+	b.flows = b.flows[:0]
 	sh.lists.Put(b)
 	return written, err
 }
 
-func (b *txBatch) push(pkt *stack.PacketBuffer, origin int) {
+// emitLocked sends list to the child, through the transmit queue if
+// there is one (every packet is then accepted unless the shim is closing);
+// flows has each packet's MPTCP subflow or nil. The caller holds txMu and
+// keeps its references.
+func (sh *shim) emitLocked(list stack.PacketBufferList, flows []*flow) (int, tcpip.Error) {
+	if sh.txq == nil {
+		return sh.child.WritePackets(list)
+	}
+	if !sh.txq.push(list, flows) {
+		return 0, &tcpip.ErrClosedForSend{}
+	}
+	return list.Len(), nil
+}
+
+// Close implements stack.LinkEndpoint: what the transmit queue holds is
+// written to the child, then the child is closed.
+func (sh *shim) Close() {
+	sh.stopQueue()
+	sh.Endpoint.Close()
+}
+
+// stopQueue writes out what the transmit queue holds and stops its
+// goroutine; later sends are refused. The child stays open.
+func (sh *shim) stopQueue() {
+	sh.stopOnce.Do(func() {
+		if sh.txq != nil {
+			sh.txq.close()
+		}
+	})
+}
+
+func (b *txBatch) push(pkt *stack.PacketBuffer, origin int, f *flow) {
 	b.list.PushBack(pkt)
 	b.origin = append(b.origin, origin)
+	b.flows = append(b.flows, f)
 }
 
 // tcpView is an IP packet's TCP segment as the shim sees it.
@@ -236,12 +282,12 @@ func (v *tcpView) keyIn() flowKey {
 func (sh *shim) outbound(pkt *stack.PacketBuffer, b *txBatch, origin int) {
 	v, ok := outgoingView(pkt, sh.inPlace)
 	if !ok {
-		b.push(pkt.IncRef(), origin)
+		b.push(pkt.IncRef(), origin, nil)
 		return
 	}
 	f := sh.flowOut(v.keyOut())
 	if f == nil {
-		b.push(pkt.IncRef(), origin)
+		b.push(pkt.IncRef(), origin, nil)
 		return
 	}
 	if f.peerReset.Load() {
@@ -267,16 +313,16 @@ func (sh *shim) outbound(pkt *stack.PacketBuffer, b *txBatch, origin int) {
 	var buf [options.MaxTCPOptionsLen]byte
 	mp, split, sent := f.sf.Outgoing(buf[:0], seg, cs)
 	if len(mp) == 0 && split == 0 {
-		b.push(pkt.IncRef(), origin)
+		b.push(pkt.IncRef(), origin, f)
 		return
 	}
 	sh.countTX(f, sent)
 	if split == 0 {
 		if sh.inPlace && sh.growInPlace(pkt, &v, mp) {
-			b.push(pkt.IncRef(), origin)
+			b.push(pkt.IncRef(), origin, f)
 			return
 		}
-		b.push(sh.rebuild(pkt, &v, mp, 0, v.payload, seg.Flags), origin)
+		b.push(sh.rebuild(pkt, &v, mp, 0, v.payload, seg.Flags), origin, f)
 		return
 	}
 	// The payload spans mappings: one segment per mapping (DESIGN.md).
@@ -296,13 +342,13 @@ func (sh *shim) outbound(pkt *stack.PacketBuffer, b *txBatch, origin int) {
 				rest.Seq, rest.PayloadLen, rest.Rest = seg.Seq+uint32(off), 0, true
 				mp, _, sent = f.sf.Outgoing(buf[:0], rest, cs)
 				sh.countTX(f, sent)
-				b.push(sh.rebuild(pkt, &v, mp, off, 0, seg.Flags), origin)
+				b.push(sh.rebuild(pkt, &v, mp, off, 0, seg.Flags), origin, f)
 				return
 			}
 		} else if split > 0 && off+split < v.payload {
 			sh.st.counters.UmptcpSegmentsSplit.Add(1)
 			flags := seg.Flags &^ (subflow.FlagFIN | subflow.FlagPSH)
-			b.push(sh.rebuild(pkt, &v, mp, off, split, flags), origin)
+			b.push(sh.rebuild(pkt, &v, mp, off, split, flags), origin, f)
 			off += split
 		} else {
 			break
@@ -314,7 +360,7 @@ func (sh *shim) outbound(pkt *stack.PacketBuffer, b *txBatch, origin int) {
 		mp, split, sent = f.sf.Outgoing(buf[:0], rest, cs)
 		sh.countTX(f, sent)
 	}
-	b.push(sh.rebuild(pkt, &v, mp, off, v.payload-off, seg.Flags), origin)
+	b.push(sh.rebuild(pkt, &v, mp, off, v.payload-off, seg.Flags), origin, f)
 }
 
 func (f *flow) connState() subflow.ConnState {
@@ -953,8 +999,7 @@ func (sh *shim) sendSynthesisedLocked(f *flow, seg subflow.Segment, data []byte)
 
 	var list stack.PacketBufferList
 	list.PushBack(pkt)
-	if _, err := sh.child.WritePackets(list); err != nil {
-		return false
-	}
-	return true
+	flows := [1]*flow{f}
+	_, werr := sh.emitLocked(list, flows[:])
+	return werr == nil
 }

@@ -2,6 +2,8 @@ package stack
 
 import (
 	"net/netip"
+	"runtime"
+	"sync/atomic"
 	"testing"
 
 	"gvisor.dev/gvisor/pkg/buffer"
@@ -17,7 +19,7 @@ import (
 // sinkEndpoint is a link endpoint that drops what it is given and delivers
 // nothing: the shim's cost alone.
 type sinkEndpoint struct {
-	n int
+	n atomic.Int64
 }
 
 // bytesSink is a sinkEndpoint that reads packets only as bytes, so the shim
@@ -41,7 +43,7 @@ func (e *sinkEndpoint) ParseHeader(*gstack.PacketBuffer) bool         { return t
 func (e *sinkEndpoint) Close()                                        {}
 func (e *sinkEndpoint) SetOnCloseAction(func())                       {}
 func (e *sinkEndpoint) WritePackets(l gstack.PacketBufferList) (int, tcpip.Error) {
-	e.n += l.Len()
+	e.n.Add(int64(l.Len()))
 	return l.Len(), nil
 }
 
@@ -63,6 +65,13 @@ var (
 
 func newShimFixture(tb testing.TB, inPlace bool) *shimFixture {
 	tb.Helper()
+	return newShimFixtureQueued(tb, inPlace, -1)
+}
+
+// newShimFixtureQueued is newShimFixture with a transmit queue of qlen
+// packets (negative: none), closed when the test ends.
+func newShimFixtureQueued(tb testing.TB, inPlace bool, qlen int) *shimFixture {
+	tb.Helper()
 	sink := &sinkEndpoint{}
 	var child gstack.LinkEndpoint = sink
 	if inPlace {
@@ -73,7 +82,8 @@ func newShimFixture(tb testing.TB, inPlace bool) *shimFixture {
 	st.cfg.setDefaults()
 	st.tokens = map[uint32]struct{}{}
 	st.conns = map[*Conn]struct{}{}
-	sh := newShim(st, child)
+	sh := newShim(st, child, qlen)
+	tb.Cleanup(sh.Close)
 	if sh.inPlace != inPlace {
 		tb.Fatalf("shim in-place %v, want %v", sh.inPlace, inPlace)
 	}
@@ -155,15 +165,21 @@ func BenchmarkShimOutbound(b *testing.B) {
 }
 
 // TestShimOutboundAllocs pins zero allocations per segment in the shim's
-// transmit path at steady state (pooled packet buffers), both ways.
+// transmit path at steady state (pooled packet buffers), both ways, with
+// and without the transmit queue (whose writer's work is counted too:
+// AllocsPerRun counts the whole program's allocations).
 func TestShimOutboundAllocs(t *testing.T) {
 	if raceEnabled {
 		// sync.Pool drops items at random under the race detector.
 		t.Skip("allocation counts are meaningless under -race (sync.Pool drops items on purpose); run without -race")
 	}
 	payload := make([]byte, 1448)
-	for _, inPlace := range []bool{false, true} {
-		fx := newShimFixture(t, inPlace)
+	for _, c := range []struct {
+		inPlace bool
+		qlen    int
+	}{{false, -1}, {true, -1}, {false, DefaultTxQueueLen}, {true, DefaultTxQueueLen}} {
+		inPlace := c.inPlace
+		fx := newShimFixtureQueued(t, inPlace, c.qlen)
 		pkts := make([]*gstack.PacketBuffer, 1200)
 		for i := range pkts {
 			pkts[i] = fx.dataPacket(1449, payload)
@@ -175,12 +191,21 @@ func TestShimOutboundAllocs(t *testing.T) {
 			list.AsSlice()[0] = pkts[i]
 			i++
 			fx.sh.WritePackets(list)
+			if q := fx.sh.txq; q != nil && i%32 == 0 {
+				// A sender's window bounds what it has in flight; without
+				// this, the test could outrun the writer by the whole
+				// queue and measure the pools' growth, not a steady
+				// state.
+				for q.queued() > 0 {
+					runtime.Gosched()
+				}
+			}
 		}
 		for range 100 {
 			send() // warm the pools
 		}
 		if a := testing.AllocsPerRun(1000, send); a != 0 {
-			t.Errorf("in place %v: %v allocations per outgoing segment, want 0", inPlace, a)
+			t.Errorf("in place %v, queue %d: %v allocations per outgoing segment, want 0", inPlace, c.qlen, a)
 		}
 		for _, p := range pkts {
 			p.DecRef()

@@ -42,6 +42,13 @@ type Link struct {
 	// Default routes every other destination through this link (the
 	// first link gets the default route when no link asks for it).
 	Default bool
+	// TxQueueLen, when positive, puts a transmit queue of that many
+	// packets between the stack and Endpoint (DefaultTxQueueLen is a good
+	// length): a goroutine of the link then writes to Endpoint, so the
+	// goroutine sending a segment does not wait for the write, which on a
+	// TUN device is a syscall that runs the host's receive path (see
+	// txQueue). 0 writes in the sending goroutine.
+	TxQueueLen int
 }
 
 // Config configures a Stack. The zero value of each field is a sensible
@@ -154,23 +161,29 @@ func New(cfg Config) (*Stack, error) {
 	for _, l := range cfg.Links {
 		hasDefault = hasDefault || l.Default
 	}
+	// fail undoes what New did so far; the caller's endpoints stay open.
+	fail := func(err error) (*Stack, error) {
+		gs.Close()
+		for _, sh := range s.shims {
+			sh.stopQueue()
+		}
+		return nil, err
+	}
 	var routes []tcpip.Route
 	for i, l := range cfg.Links {
 		nic := tcpip.NICID(i + 1)
-		sh := newShim(s, l.Endpoint)
-		if err := gs.CreateNICWithOptions(nic, sh, gstack.NICOptions{Name: l.Name}); err != nil {
-			gs.Close()
-			return nil, fmt.Errorf("umptcp: link %q: %s", l.Name, err)
-		}
+		sh := newShim(s, l.Endpoint, l.TxQueueLen)
 		s.shims = append(s.shims, sh)
+		if err := gs.CreateNICWithOptions(nic, sh, gstack.NICOptions{Name: l.Name}); err != nil {
+			return fail(fmt.Errorf("umptcp: link %q: %s", l.Name, err))
+		}
 		for _, p := range l.Addrs {
 			pa := tcpip.ProtocolAddress{
 				Protocol:          protoOf(p.Addr()),
 				AddressWithPrefix: tcpip.AddressWithPrefix{Address: toTCPIP(p.Addr()), PrefixLen: p.Bits()},
 			}
 			if err := gs.AddProtocolAddress(nic, pa, gstack.AddressProperties{}); err != nil {
-				gs.Close()
-				return nil, fmt.Errorf("umptcp: link %q: address %s: %s", l.Name, p, err)
+				return fail(fmt.Errorf("umptcp: link %q: address %s: %s", l.Name, p, err))
 			}
 			sub, err := tcpip.NewSubnet(toTCPIP(p.Masked().Addr()), tcpip.MaskFromBytes(net4or6Mask(p)))
 			if err == nil {
