@@ -31,7 +31,7 @@ type row struct {
 func main() {
 	dur := flag.Duration("duration", 4*time.Second, "time each direction of each row sends")
 	only := flag.String("rows", "", "comma-separated row names to run (default: all)")
-	fifoQ := flag.Bool("fifo", false, "use gVisor's fifo qdisc on userspace rows' NIC")
+	queue := flag.Bool("queue", true, "userspace rows write to the TUN from a queue's goroutine: gVisor's fifo qdisc on gvisor rows' NIC, umptcp's transmit queue (Link.TxQueueLen); false: in the sending goroutine")
 	driver := flag.String("driver", "wireguard", "TUN driver for userspace rows: wireguard or water")
 	dirs := flag.String("dirs", "both", "directions to measure: up, down or both")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (go tool pprof) to `file`")
@@ -148,10 +148,10 @@ func main() {
 		if u.mptcp {
 			to = mptcpAddr
 		}
-		rows = append(rows, measureUserspace(topo, u, tun.Driver(*driver), Options{FIFO: *fifoQ}, to, measure))
+		rows = append(rows, measureUserspace(topo, u, tun.Driver(*driver), Options{Queue: *queue}, to, measure))
 	}
 
-	printTable(os.Stdout, rows, *dur, *fifoQ, *driver)
+	printTable(os.Stdout, rows, *dur, *queue, *driver)
 }
 
 // measureUserspace runs one userspace row on a fresh TUN device and endpoint.
@@ -189,7 +189,7 @@ func measureUserspace(topo *topology, u userspaceRow, driver tun.Driver, opts Op
 	return r
 }
 
-func printTable(w *os.File, rows []row, dur time.Duration, fifoQ bool, driver string) {
+func printTable(w *os.File, rows []row, dur time.Duration, queue bool, driver string) {
 	var kernel, gv *row
 	for i := range rows {
 		switch rows[i].name {
@@ -205,7 +205,7 @@ func printTable(w *os.File, rows []row, dur time.Duration, fifoQ bool, driver st
 		}
 		return fmt.Sprintf("%.2f", a.gbps()/b.gbps())
 	}
-	fmt.Fprintf(w, "tunbench: %v per direction per row, driver %s, fifo qdisc %v, MTU 1500, veth + TUN in namespaces\n", dur, driver, fifoQ)
+	fmt.Fprintf(w, "tunbench: %v per direction per row, driver %s, transmit queue %v, MTU 1500, veth + TUN in namespaces\n", dur, driver, queue)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "row\tupload Gbit/s\tdownload Gbit/s\tup/kernel\tdown/kernel\tup/gvisor\tdown/gvisor\t")
 	for _, r := range rows {

@@ -20,7 +20,11 @@ func init() { registerUserspaceMPTCP("umptcp", newUmptcp) }
 type umptcpStack struct{ s *umptcp.Stack }
 
 func newUmptcp(link stack.LinkEndpoint, local netip.Prefix, opts Options) (Userspace, error) {
-	s, err := umptcp.New(umptcp.Config{Links: []umptcp.Link{{Name: "tun", Endpoint: link, Addrs: []netip.Prefix{local}, Default: true}}})
+	qlen := 0 // write in the sending goroutine
+	if opts.Queue {
+		qlen = umptcp.DefaultTxQueueLen
+	}
+	s, err := umptcp.New(umptcp.Config{Links: []umptcp.Link{{Name: "tun", Endpoint: link, Addrs: []netip.Prefix{local}, Default: true, TxQueueLen: qlen}}})
 	if err != nil {
 		return nil, err
 	}

@@ -40,9 +40,10 @@ type UserspaceFactory func(link stack.LinkEndpoint, local netip.Prefix, opts Opt
 
 // Options are the harness settings a factory should honour.
 type Options struct {
-	// FIFO asks for gVisor's fifo queueing discipline on the NIC (batched writes from
-	// dispatcher goroutines) instead of direct writes.
-	FIFO bool
+	// Queue asks for writes to the link from a queue's goroutine (gVisor: its fifo
+	// queueing discipline on the NIC; umptcp: its shim's transmit queue) instead of
+	// writes in the goroutine that sends, which holds TCP's endpoint lock meanwhile.
+	Queue bool
 }
 
 type userspaceRow struct {
@@ -102,7 +103,7 @@ func newGVisor(link stack.LinkEndpoint, local netip.Prefix, opts Options) (Users
 		return nil, err
 	}
 	nicOpts := stack.NICOptions{}
-	if opts.FIFO {
+	if opts.Queue {
 		nicOpts.QDisc = fifo.New(link, 1, 1000)
 	}
 	if err := s.CreateNICWithOptions(1, link, nicOpts); err != nil {
