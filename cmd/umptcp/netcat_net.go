@@ -84,6 +84,9 @@ func openTunNet(o *ncOptions, goos string, pcapW io.Writer, con *console) (*tunN
 			Endpoint: link,
 			Addrs:    []netip.Prefix{o.tun.prefix},
 			Default:  true,
+			// A TUN write runs the host's receive path: let a queue's
+			// goroutine do it, not TCP holding its endpoint lock.
+			TxQueueLen: stack.DefaultTxQueueLen,
 		}},
 		Checksum: o.checksum,
 	})

@@ -124,7 +124,9 @@ func New(t testing.TB, o Options) *Topology {
 	}
 	tp.Endpoint = ep
 	cfg := o.Stack
-	cfg.Links = []stack.Link{{Name: TUNDev, Endpoint: ep, Addrs: []netip.Prefix{StackAddr4, StackAddr6}, Default: true}}
+	// As cmd/umptcp configures a TUN link: with a transmit queue.
+	cfg.Links = []stack.Link{{Name: TUNDev, Endpoint: ep, Addrs: []netip.Prefix{StackAddr4, StackAddr6}, Default: true,
+		TxQueueLen: stack.DefaultTxQueueLen}}
 	s, err := stack.New(cfg)
 	if err != nil {
 		ep.Close()
