@@ -15,11 +15,10 @@ import (
 // txRecorder is a link write that records the packets it is given, in
 // order, optionally waiting on gate before each batch.
 type txRecorder struct {
-	mu      sync.Mutex
-	got     []*gstack.PacketBuffer
-	batches int
-	gate    chan struct{} // nil: never wait
-	fail    bool          // refuse every packet
+	mu   sync.Mutex
+	got  []*gstack.PacketBuffer
+	gate chan struct{} // nil: never wait
+	fail bool          // refuse every packet
 }
 
 func (r *txRecorder) write(l gstack.PacketBufferList) (int, tcpip.Error) {
@@ -28,7 +27,6 @@ func (r *txRecorder) write(l gstack.PacketBufferList) (int, tcpip.Error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.batches++
 	if r.fail {
 		return 0, &tcpip.ErrClosedForSend{}
 	}
@@ -158,7 +156,13 @@ func TestTxQueueClose(t *testing.T) {
 		}
 		refused <- !q.push(l, nil)
 	}()
-	time.Sleep(20 * time.Millisecond) // the pusher waits for room
+	if !waitFor(t, "the pusher to wait for room", func() bool {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return q.waiting > 0
+	}) {
+		return
+	}
 	closed := make(chan struct{})
 	go func() { q.close(); close(closed) }()
 	if !<-refused {
@@ -212,7 +216,9 @@ func TestTxQueueDropsAfterPeerReset(t *testing.T) {
 	var first gstack.PacketBufferList
 	first.PushBack(pkts[0])
 	q.push(first, []*flow{reset})
-	time.Sleep(10 * time.Millisecond)
+	if !waitFor(t, "the writer to take the first packet", func() bool { return q.queued() == 0 }) {
+		return
+	}
 	var l gstack.PacketBufferList
 	var flows []*flow
 	var want []*gstack.PacketBuffer
