@@ -319,7 +319,8 @@ func (s *Subflow) mayRecut(seg Segment, m *TXMapping) bool {
 // does rather than straddle its end. (Not one mapping per segment there:
 // that would only grow the peer's tables.)
 func (s *Subflow) recutLen(seg Segment) int {
-	if s.gso || (seg.MSS > 0 && seg.PayloadLen > seg.MSS) || seg.PayloadLen >= MaxMappingLen {
+	// Outgoing has set s.gso already if seg itself is a super-segment.
+	if s.gso || seg.PayloadLen >= MaxMappingLen {
 		return seg.PayloadLen
 	}
 	return seg.PayloadLen + (MaxMappingLen-seg.PayloadLen)/s.mss*s.mss
