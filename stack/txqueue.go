@@ -104,13 +104,6 @@ func (q *txQueue) push(list stack.PacketBufferList, flows []*flow) bool {
 	return true
 }
 
-// queued returns how many packets wait to be written.
-func (q *txQueue) queued() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.n
-}
-
 func (q *txQueue) signal() {
 	select {
 	case q.wake <- struct{}{}:

@@ -275,3 +275,11 @@ func TestNewFailureStopsQueues(t *testing.T) {
 	}
 	t.Logf("New: %v", err)
 }
+
+// queued returns how many packets wait to be written (for tests: the
+// stack never needs to ask).
+func (q *txQueue) queued() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.n
+}

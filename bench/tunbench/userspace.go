@@ -15,6 +15,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+
+	umptcp "github.com/umptcp/umptcp/stack"
 )
 
 // Userspace is a userspace TCP/IP stack measured over the TUN endpoint. Plain gVisor is
@@ -104,7 +106,8 @@ func newGVisor(link stack.LinkEndpoint, local netip.Prefix, opts Options) (Users
 	}
 	nicOpts := stack.NICOptions{}
 	if opts.Queue {
-		nicOpts.QDisc = fifo.New(link, 1, 1000)
+		// The length umptcp's transmit queue gets (umptcp.go).
+		nicOpts.QDisc = fifo.New(link, 1, umptcp.DefaultTxQueueLen)
 	}
 	if err := s.CreateNICWithOptions(1, link, nicOpts); err != nil {
 		s.Destroy()
