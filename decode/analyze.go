@@ -113,9 +113,26 @@ type subflow struct {
 	ackMax    [2]uint64 // highest data ACK sent on this subflow, by direction
 	hasAck    [2]bool
 	csum      [2]mapTrack // mapping being checksummed, by direction
-	fin       [2]bool
-	queued    bool // closed (RST, or FIN both ways) and on the queue to forget
+	// ranges are the subflow bytes earlier mappings tied to DSNs, by
+	// direction, for the consistency part of CheckDSN.
+	ranges [2][]mappedRange
+	fin    [2]bool
+	queued bool // closed (RST, or FIN both ways) and on the queue to forget
 }
+
+// mappedRange is a run of subflow bytes that earlier mappings tied to
+// DSNs: relative subflow sequence number n carries DSN n+offset.
+type mappedRange struct {
+	start, end uint32 // relative subflow sequence numbers, end exclusive
+	offset     uint64 // DSN - subflow sequence number, mod 2^64
+}
+
+// maxMappedRanges bounds the runs remembered per subflow and direction (512
+// bytes a direction). Mappings that continue each other on a subflow share
+// an offset and merge into one run, so a connection with one subflow needs
+// one; a new run starts where the DSN jumps (data sent on another subflow
+// in between, a reinjection). The oldest run is forgotten first.
+const maxMappedRanges = 16
 
 // mapTrack follows one mapping's payload, in order, for its DSS checksum.
 type mapTrack struct {
@@ -690,6 +707,12 @@ func (a *Analyzer) mapping(p *Packet, sf *subflow, dir int, m mapping) {
 			a.ok(CheckDSN)
 		}
 	}
+	if plen > 0 && !a.consistentMapping(p, sf, dir, m.ssn, plen, dsn) {
+		if m.hasCsum {
+			a.skip(CheckDSSChecksum)
+		}
+		return
+	}
 	end := dsn + uint64(m.dataLen)
 	if m.fin {
 		fin := end - 1
@@ -714,6 +737,59 @@ func (a *Analyzer) mapping(p *Packet, sf *subflow, dir int, m mapping) {
 	if m.hasCsum {
 		a.checksumMapping(p, sf, dir, dsn, m, plen)
 	}
+}
+
+// consistentMapping checks that a mapping of n subflow bytes from relative
+// sequence number ssn to DSN dsn ties the bytes earlier mappings on the
+// subflow covered to the same DSNs (§3.3.1: a retransmission carries the
+// same mapping; Linux counts a disagreement as DSSNotMatching), and
+// remembers it. A mapping may cover more or fewer bytes than an earlier
+// one from the same start, as Linux's do when it extends the mapping of
+// data it has not sent yet.
+func (a *Analyzer) consistentMapping(p *Packet, sf *subflow, dir int, ssn, n uint32, dsn uint64) bool {
+	off := dsn - uint64(ssn)
+	rs := sf.ranges[dir]
+	merged := -1
+	for i := range rs {
+		r := &rs[i]
+		// Overlap and adjacency in serial arithmetic: one range starts
+		// inside (or right at the end of) the other.
+		touches := ssn-r.start <= r.end-r.start || r.start-ssn <= n
+		if !touches {
+			continue
+		}
+		overlaps := ssn-r.start < r.end-r.start || r.start-ssn < n
+		if overlaps && r.offset != off {
+			at := ssn
+			if ssn-r.start >= r.end-r.start {
+				at = r.start // the earlier run starts inside this mapping
+			}
+			a.mismatch(CheckDSN, p, sf.conn, "mapping ties subflow bytes to other DSNs than an earlier mapping",
+				fmt.Sprintf("subflow seq %d at DSN %d", at, uint64(at)+r.offset), fmt.Sprintf("DSN %d", uint64(at)+off))
+			return false
+		}
+		if r.offset == off && merged < 0 {
+			merged = i
+		}
+	}
+	if merged >= 0 {
+		r := &rs[merged]
+		if int32(ssn-r.start) < 0 {
+			r.start = ssn
+		}
+		if end := ssn + n; int32(end-r.end) > 0 {
+			r.end = end
+		}
+		return true
+	}
+	if rs == nil {
+		rs = make([]mappedRange, 0, maxMappedRanges)
+	}
+	if len(rs) == maxMappedRanges {
+		rs = append(rs[:0], rs[1:]...)
+	}
+	sf.ranges[dir] = append(rs, mappedRange{start: ssn, end: ssn + n, offset: off})
+	return true
 }
 
 // dataAck checks a data ACK against the acknowledged side's data (§3.3.2).

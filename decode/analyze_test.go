@@ -420,3 +420,98 @@ func TestAnalyzerAllocs(t *testing.T) {
 		t.Errorf("mismatches %v", res.Mismatches)
 	}
 }
+
+// handshake is an MP_CAPABLE handshake without checksums between cli4 and
+// srv4, the start of a conv for tests of the data-level checks.
+func handshake() *conv {
+	var c conv
+	flags := uint8(options.CapableFlagHMACSHA256)
+	c.add(tcpSeg{src: cli4, dst: srv4, seq: isnC, flags: FlagSYN,
+		opts: mptcpOpts(options.MPCapable{Variant: options.CapableSYN, Version: 1, Flags: flags})})
+	c.add(tcpSeg{src: srv4, dst: cli4, seq: isnS, ack: isnC + 1, flags: FlagSYN | FlagACK,
+		opts: mptcpOpts(options.MPCapable{Variant: options.CapableSYNACK, Version: 1, Flags: flags, SenderKey: keyS})})
+	c.add(tcpSeg{src: cli4, dst: srv4, seq: isnC + 1, ack: isnS + 1, flags: FlagACK,
+		opts: mptcpOpts(options.MPCapable{Variant: options.CapableACK, Version: 1, Flags: flags, SenderKey: keyC, ReceiverKey: keyS})})
+	return &c
+}
+
+// TestAnalyzerMappingConsistency: mappings of the same subflow bytes must
+// agree on their DSNs, whatever their starts and lengths.
+func TestAnalyzerMappingConsistency(t *testing.T) {
+	base := options.IDSN(keyC) + 1
+	type m struct {
+		ssn  uint32
+		n    int    // payload and mapping length
+		dsn  uint64 // offset from base
+		what string // the mismatch expected, or ""
+	}
+	tests := []struct {
+		name string
+		maps []m
+	}{
+		{"retransmission with the same mapping", []m{{1, 100, 0, ""}, {101, 100, 100, ""}, {1, 100, 0, ""}}},
+		{"shorter and longer from the same start", []m{{1, 200, 0, ""}, {1, 50, 0, ""}, {1, 300, 0, ""}, {251, 50, 250, ""}}},
+		{"overlap from inside", []m{{1, 100, 0, ""}, {51, 100, 50, ""}}},
+		{"DSN jump then its retransmission", []m{{1, 100, 0, ""}, {101, 100, 500, ""}, {151, 20, 550, ""}, {1, 100, 0, ""}}},
+		{"same start, other DSN", []m{{1, 100, 0, ""}, {1, 100, 1, "mapping ties subflow bytes to other DSNs"}}},
+		{"later start inside, other DSN", []m{{1, 100, 0, ""}, {51, 100, 60, "mapping ties subflow bytes to other DSNs"}}},
+		{"earlier start covering, other DSN", []m{{101, 100, 100, ""}, {1, 150, 10, "mapping ties subflow bytes to other DSNs"}}},
+		{"adjacent, other DSN", []m{{1, 100, 0, ""}, {101, 100, 700, ""}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := handshake()
+			var want []string
+			for _, mp := range tt.maps {
+				d := options.DSS{HasMapping: true, DSN64: true, DSN: base + mp.dsn, SubflowSeq: mp.ssn, DataLen: uint16(mp.n)}
+				c.add(tcpSeg{src: cli4, dst: srv4, seq: isnC + mp.ssn, ack: isnS + 1, flags: FlagACK,
+					payload: make([]byte, mp.n), opts: mptcpOpts(d)})
+				if mp.what != "" {
+					want = append(want, mp.what)
+				}
+			}
+			res := c.analyze(Limits{})
+			if len(res.Mismatches) != len(want) {
+				t.Fatalf("mismatches %v, want %q", res.Mismatches, want)
+			}
+			for i, mm := range res.Mismatches {
+				if mm.Check != CheckDSN || !strings.HasPrefix(mm.What, want[i]) {
+					t.Errorf("mismatch %v, want %v: %q", mm, CheckDSN, want[i])
+				}
+			}
+		})
+	}
+}
+
+// TestAnalyzerMappedRangesBounded: a subflow whose DSN jumps on every
+// mapping remembers maxMappedRanges runs, the latest ones.
+func TestAnalyzerMappedRangesBounded(t *testing.T) {
+	c := handshake()
+	base := options.IDSN(keyC) + 1
+	const n = 100
+	for i := range 3 * maxMappedRanges {
+		d := options.DSS{HasMapping: true, DSN64: true, DSN: base + uint64(i)*1000, SubflowSeq: 1 + uint32(i)*n, DataLen: n}
+		c.add(tcpSeg{src: cli4, dst: srv4, seq: isnC + 1 + uint32(i)*n, ack: isnS + 1, flags: FlagACK,
+			payload: make([]byte, n), opts: mptcpOpts(d)})
+	}
+	a := NewAnalyzer(Limits{})
+	var p Packet
+	for i, f := range c.frames {
+		Decode(LinkEthernet, f, 0, &p)
+		p.Frame = i + 1
+		a.Add(&p)
+	}
+	if res := a.Result(); len(res.Mismatches) != 0 {
+		t.Fatalf("mismatches %v", res.Mismatches)
+	}
+	for _, sf := range a.flows {
+		for dir, rs := range sf.ranges {
+			if len(rs) > maxMappedRanges || cap(rs) > maxMappedRanges {
+				t.Errorf("direction %d: %d runs (cap %d), want at most %d", dir, len(rs), cap(rs), maxMappedRanges)
+			}
+			if dir == 0 && len(rs) > 0 && rs[len(rs)-1].start != 1+uint32(3*maxMappedRanges-1)*n {
+				t.Errorf("last run starts at %d, want the last mapping's", rs[len(rs)-1].start)
+			}
+		}
+	}
+}

@@ -89,7 +89,10 @@
 //   - dsn: a mapping's DSN, 32-bit values expanded (options.ExpandSeq)
 //     against the highest DSN the sender mapped, is at or after the
 //     sender's IDSN+1; a segment's payload lies inside the subflow range of
-//     the mapping it carries;
+//     the mapping it carries; a mapping ties the subflow bytes it shares
+//     with earlier mappings of the subflow to the same DSNs (a mapping may
+//     be longer or shorter than an earlier one from the same start; 16 runs
+//     of consistently mapped bytes are remembered per subflow direction);
 //   - data-ack: a data ACK, 32-bit values expanded against the highest data
 //     ACK the side sent, lies between the other side's IDSN+1 and the end of
 //     what the other side has mapped, and does not go backwards on one

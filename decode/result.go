@@ -35,8 +35,9 @@ const (
 	// same address ID, address and port from the other side.
 	CheckAddAddrEcho
 	// CheckDSN: a mapping's DSN, expanded to 64 bits, is at or after the
-	// sender's IDSN+1, and a segment's payload lies inside the subflow
-	// range of the mapping it carries.
+	// sender's IDSN+1, a segment's payload lies inside the subflow range
+	// of the mapping it carries, and a mapping ties the subflow bytes it
+	// shares with earlier mappings of the subflow to the same DSNs.
 	CheckDSN
 	// CheckDataAck: a data ACK, expanded to 64 bits, lies between the
 	// acknowledged side's IDSN+1 and the end of what that side has mapped,
