@@ -78,7 +78,8 @@ func umptcpPair(tb testing.TB, mtu uint32) *conns {
 	}}
 }
 
-// newGVisor is a plain gVisor stack with the TCP settings umptcp uses.
+// newGVisor is a plain gVisor stack with the TCP settings umptcp uses
+// (SACK, CUBIC, receive buffer auto-tuning, RFC 6675 loss recovery).
 func newGVisor(tb testing.TB, ep gstack.LinkEndpoint, p netip.Prefix) *gstack.Stack {
 	s := gstack.New(gstack.Options{
 		NetworkProtocols:   []gstack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
@@ -87,7 +88,8 @@ func newGVisor(tb testing.TB, ep gstack.LinkEndpoint, p netip.Prefix) *gstack.St
 	sack := tcpip.TCPSACKEnabled(true)
 	mod := tcpip.TCPModerateReceiveBufferOption(true)
 	cubic := tcpip.CongestionControlOption("cubic")
-	for _, o := range []tcpip.SettableTransportProtocolOption{&sack, &mod, &cubic} {
+	recovery := tcpip.TCPRecovery(0) // RFC 6675, as stack.New sets it
+	for _, o := range []tcpip.SettableTransportProtocolOption{&sack, &mod, &cubic, &recovery} {
 		if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, o); err != nil {
 			tb.Fatal(err)
 		}

@@ -544,3 +544,49 @@ func rewriteNth(side byte, nth int) func([]byte) []byte {
 		return b
 	}
 }
+
+// TestRTORecoveryAfterBlackhole: after a retransmission timeout the sender
+// recovers in a few RTOs, not one segment or two per RTO. The data path
+// loses a run of segments, delivers the next ones (the receiver holds them
+// out of order and SACKs them), then loses everything for longer than the
+// RTO: the sender times out with a cwnd of segments sent after the SACKed
+// ones and never acknowledged. gVisor's RACK recovery (which stack.New
+// turns off) entered fast recovery again on the first ACK after the
+// timeout and counted those segments in the pipe, which kept it from
+// retransmitting until the next timeout: 40-odd RTOs for this transfer.
+func TestRTORecoveryAfterBlackhole(t *testing.T) {
+	path := emu.Config{Rate: 100_000_000, Delay: 5 * time.Millisecond, QueueBytes: 1 << 20}
+	p := newPair(t, false, Config{}, Config{}, path, path)
+	var client *Conn
+	var rtos uint64
+	done := make(chan struct{})
+	exchange(t, p, 5400, 8<<20, 0, func(c, _ *Conn) {
+		client = c
+		go func() {
+			defer close(done)
+			time.Sleep(300 * time.Millisecond) // past slow start
+			for _, step := range []struct {
+				on bool
+				d  time.Duration
+			}{{true, 30 * time.Millisecond}, {false, 30 * time.Millisecond}, {true, time.Second}} {
+				p.link.SetBlackhole(emu.AToB, step.on)
+				time.Sleep(step.d)
+			}
+			p.link.SetBlackhole(emu.AToB, false)
+		}()
+	})
+	<-done
+	for _, s := range client.Info().Subflows {
+		rtos += s.Timeouts
+	}
+	st := p.link.Stats(emu.AToB)
+	t.Logf("blackholed %d packets; sender: %v", st.DroppedBlackhole, client.Info())
+	if st.DroppedBlackhole == 0 {
+		t.Fatal("the blackhole dropped nothing: the test did not test")
+	}
+	// During the second blackhole the RTO fires at 200 ms, 600 ms and
+	// maybe 1.4 s (backing off); after it a timeout or two may follow.
+	if rtos > 8 {
+		t.Errorf("%d retransmission timeouts, want a handful", rtos)
+	}
+}

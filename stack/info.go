@@ -51,6 +51,8 @@ type SubflowInfo struct {
 	BytesReceived uint64
 	// SegmentsSplit counts segments the shim cut at mapping boundaries.
 	SegmentsSplit uint64
+	// Timeouts counts the subflow's retransmission timeouts (RTOs).
+	Timeouts uint64
 }
 
 // Info returns a snapshot of the connection's state.
@@ -121,6 +123,9 @@ func (c *Conn) Info() Info {
 				si.Cwnd, si.Ssthresh = ti.SndCwnd, ti.SndSsthresh
 				si.State = tcp.EndpointState(ti.State).String()
 			}
+			if st, ok := s.ep.Stats().(*tcp.Stats); ok {
+				si.Timeouts = st.SendErrors.Timeouts.Value()
+			}
 		}
 		in.Subflows = append(in.Subflows, si)
 	}
@@ -140,8 +145,8 @@ func (in Info) String() string {
 		fmt.Fprintf(&b, " reset(%s, transient=%v)", options.TCPRstReasonString(r.Reason), r.Transient)
 	}
 	for _, s := range in.Subflows {
-		fmt.Fprintf(&b, "\n  subflow %s-%s %s rtt=%v cwnd=%d sent=%d retrans=%d acked=%d recv=%d split=%d",
-			s.Local, s.Remote, s.State, s.RTT, s.Cwnd, s.BytesSent, s.BytesRetrans, s.BytesAcked, s.BytesReceived, s.SegmentsSplit)
+		fmt.Fprintf(&b, "\n  subflow %s-%s %s rtt=%v cwnd=%d sent=%d retrans=%d acked=%d recv=%d split=%d rto=%d",
+			s.Local, s.Remote, s.State, s.RTT, s.Cwnd, s.BytesSent, s.BytesRetrans, s.BytesAcked, s.BytesReceived, s.SegmentsSplit, s.Timeouts)
 	}
 	return b.String()
 }

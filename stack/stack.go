@@ -142,7 +142,21 @@ func New(cfg Config) (*Stack, error) {
 	// CUBIC, as Linux uses by default: gVisor's default Reno recovers
 	// slowly from slow start's overshoot into a bottleneck queue.
 	cubic := tcpip.CongestionControlOption("cubic")
-	for _, opt := range []tcpip.SettableTransportProtocolOption{&sack, &moderate, &cubic} {
+	// Loss recovery by RFC 6675 (SACK and three duplicate ACKs), not by
+	// gVisor's default RACK: after a retransmission timeout RACK enters
+	// fast recovery again on the first ACK with SACK blocks, without
+	// waiting for the data sent before the timeout to be acknowledged as
+	// the duplicate-ACK path does, and counts the pipe by RFC 6675's IsLost
+	// rule, which ignores RACK's loss marks. When more segments than the
+	// new cwnd are neither SACKed nor lost by that rule (the tail sent
+	// before the timeout), nothing is retransmitted until the next timeout:
+	// one or two segments per RTO, for tens of seconds. MPTCP makes it
+	// likely: a DSS with a mapping leaves no room for SACK blocks next to
+	// timestamps, and a pure ACK room for one, so the scoreboard stays
+	// thin (Linux has the same limit). Seen on the demo's lossy path
+	// (DESIGN.md); TestRTORecoveryAfterBlackhole reproduces it.
+	recovery := tcpip.TCPRecovery(0)
+	for _, opt := range []tcpip.SettableTransportProtocolOption{&sack, &moderate, &cubic, &recovery} {
 		if err := gs.SetTransportProtocolOption(tcp.ProtocolNumber, opt); err != nil {
 			gs.Close()
 			return nil, fmt.Errorf("umptcp: configuring TCP: %s", err)
