@@ -150,11 +150,10 @@ func New(cfg Config) (*Stack, error) {
 	// rule, which ignores RACK's loss marks. When more segments than the
 	// new cwnd are neither SACKed nor lost by that rule (the tail sent
 	// before the timeout), nothing is retransmitted until the next timeout:
-	// one or two segments per RTO, for tens of seconds. MPTCP makes it
-	// likely: a DSS with a mapping leaves no room for SACK blocks next to
-	// timestamps, and a pure ACK room for one, so the scoreboard stays
-	// thin (Linux has the same limit). Seen on the demo's lossy path
-	// (DESIGN.md); TestRTORecoveryAfterBlackhole reproduces it.
+	// one or two segments per RTO, for tens of seconds. Plain gVisor does
+	// the same (DESIGN.md); TestRTORecoveryAfterBlackhole reproduces it.
+	// The price: on lossy paths whose RTT is far below the 200 ms minimum
+	// RTO, RACK's time-based detection recovers faster (DESIGN.md).
 	recovery := tcpip.TCPRecovery(0)
 	for _, opt := range []tcpip.SettableTransportProtocolOption{&sack, &moderate, &cubic, &recovery} {
 		if err := gs.SetTransportProtocolOption(tcp.ProtocolNumber, opt); err != nil {
