@@ -744,8 +744,7 @@ func (a *Analyzer) mapping(p *Packet, sf *subflow, dir int, m mapping) {
 // subflow covered to the same DSNs (§3.3.1: a retransmission carries the
 // same mapping; Linux counts a disagreement as DSSNotMatching), and
 // remembers it. A mapping may cover more or fewer bytes than an earlier
-// one from the same start, as Linux's do when it extends the mapping of
-// data it has not sent yet.
+// one from the same start: RFC 8684 asks only that they agree.
 func (a *Analyzer) consistentMapping(p *Packet, sf *subflow, dir int, ssn, n uint32, dsn uint64) bool {
 	off := dsn - uint64(ssn)
 	rs := sf.ranges[dir]
