@@ -78,8 +78,7 @@ func umptcpPair(tb testing.TB, mtu uint32) *conns {
 	}}
 }
 
-// newGVisor is a plain gVisor stack with the TCP settings umptcp uses
-// (SACK, CUBIC, receive buffer auto-tuning, RFC 6675 loss recovery).
+// newGVisor is a plain gVisor stack with the TCP settings umptcp uses.
 func newGVisor(tb testing.TB, ep gstack.LinkEndpoint, p netip.Prefix) *gstack.Stack {
 	s := gstack.New(gstack.Options{
 		NetworkProtocols:   []gstack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
@@ -88,8 +87,7 @@ func newGVisor(tb testing.TB, ep gstack.LinkEndpoint, p netip.Prefix) *gstack.St
 	sack := tcpip.TCPSACKEnabled(true)
 	mod := tcpip.TCPModerateReceiveBufferOption(true)
 	cubic := tcpip.CongestionControlOption("cubic")
-	recovery := tcpip.TCPRecovery(0) // RFC 6675, as stack.New sets it
-	for _, o := range []tcpip.SettableTransportProtocolOption{&sack, &mod, &cubic, &recovery} {
+	for _, o := range []tcpip.SettableTransportProtocolOption{&sack, &mod, &cubic} {
 		if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, o); err != nil {
 			tb.Fatal(err)
 		}

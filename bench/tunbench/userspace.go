@@ -74,16 +74,15 @@ func init() {
 }
 
 // tuneGVisor applies the settings every gVisor-based row uses: SACK, CUBIC like Linux,
-// receive-buffer auto-tuning, RFC 6675 loss recovery (as stack.New sets it), and
-// buffers as large as Linux's defaults allow (net.ipv4.tcp_rmem/tcp_wmem max 6 MiB / 4 MiB).
+// receive-buffer auto-tuning, and buffers as large as Linux's defaults allow
+// (net.ipv4.tcp_rmem/tcp_wmem max 6 MiB / 4 MiB).
 func tuneGVisor(s *stack.Stack) error {
 	sack := tcpip.TCPSACKEnabled(true)
 	cc := tcpip.CongestionControlOption("cubic")
 	mod := tcpip.TCPModerateReceiveBufferOption(true)
 	rcv := tcpip.TCPReceiveBufferSizeRangeOption{Min: 4096, Default: 1 << 20, Max: 8 << 20}
 	snd := tcpip.TCPSendBufferSizeRangeOption{Min: 4096, Default: 1 << 20, Max: 8 << 20}
-	recovery := tcpip.TCPRecovery(0)
-	for _, o := range []tcpip.SettableTransportProtocolOption{&sack, &cc, &mod, &recovery, &rcv, &snd} {
+	for _, o := range []tcpip.SettableTransportProtocolOption{&sack, &cc, &mod, &rcv, &snd} {
 		if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, o); err != nil {
 			return fmt.Errorf("gVisor option %T: %v", o, err)
 		}
