@@ -65,11 +65,11 @@ var (
 
 func newShimFixture(tb testing.TB, inPlace bool) *shimFixture {
 	tb.Helper()
-	return newShimFixtureQueued(tb, inPlace, -1)
+	return newShimFixtureQueued(tb, inPlace, 0)
 }
 
 // newShimFixtureQueued is newShimFixture with a transmit queue of qlen
-// packets (negative: none), closed when the test ends.
+// packets (0: none, as Link.TxQueueLen), closed when the test ends.
 func newShimFixtureQueued(tb testing.TB, inPlace bool, qlen int) *shimFixture {
 	tb.Helper()
 	sink := &sinkEndpoint{}
@@ -177,7 +177,7 @@ func TestShimOutboundAllocs(t *testing.T) {
 	for _, c := range []struct {
 		inPlace bool
 		qlen    int
-	}{{false, -1}, {true, -1}, {false, DefaultTxQueueLen}, {true, DefaultTxQueueLen}} {
+	}{{false, 0}, {true, 0}, {false, DefaultTxQueueLen}, {true, DefaultTxQueueLen}} {
 		inPlace := c.inPlace
 		fx := newShimFixtureQueued(t, inPlace, c.qlen)
 		pkts := make([]*gstack.PacketBuffer, 1200)

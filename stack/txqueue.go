@@ -72,9 +72,9 @@ func newTxQueue(n int, write func(stack.PacketBufferList) (int, tcpip.Error), co
 }
 
 // push queues the packets of list in order, each with a reference of
-// the queue's own (the caller keeps its list); flows, when not nil, has
-// each packet's subflow or nil. It waits while the queue is full. Once
-// the queue is closed it queues nothing and reports false.
+// the queue's own (the caller keeps its list); flows[i] is packet i's
+// subflow or nil. It waits while the queue is full. Once the queue is
+// closed it queues nothing and reports false.
 func (q *txQueue) push(list stack.PacketBufferList, flows []*flow) bool {
 	pkts := list.AsSlice()
 	if len(pkts) == 0 {
@@ -93,10 +93,7 @@ func (q *txQueue) push(list stack.PacketBufferList, flows []*flow) bool {
 			return false
 		}
 		tail := (q.head + q.n) % len(q.ring)
-		q.ring[tail] = pkt.IncRef()
-		if flows != nil {
-			q.flows[tail] = flows[i]
-		}
+		q.ring[tail], q.flows[tail] = pkt.IncRef(), flows[i]
 		q.n++
 	}
 	q.mu.Unlock()

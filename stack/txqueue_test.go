@@ -57,7 +57,7 @@ func pushAll(t *testing.T, q *txQueue, pkts []*gstack.PacketBuffer, rng *rand.Ra
 		for _, p := range pkts[i : i+k] {
 			l.PushBack(p)
 		}
-		if !q.push(l, nil) {
+		if !q.push(l, make([]*flow, l.Len())) {
 			t.Errorf("push refused before close")
 			return
 		}
@@ -154,7 +154,7 @@ func TestTxQueueClose(t *testing.T) {
 		for _, p := range pkts {
 			l.PushBack(p)
 		}
-		refused <- !q.push(l, nil)
+		refused <- !q.push(l, make([]*flow, l.Len()))
 	}()
 	if !waitFor(t, "the pusher to wait for room", func() bool {
 		q.mu.Lock()
@@ -172,7 +172,7 @@ func TestTxQueueClose(t *testing.T) {
 	<-closed
 	var l gstack.PacketBufferList
 	l.PushBack(pkts[0])
-	if q.push(l, nil) {
+	if q.push(l, make([]*flow, l.Len())) {
 		t.Fatal("push after close accepted")
 	}
 	if n := rec.count(); n == 0 || n >= len(pkts) {
