@@ -157,12 +157,18 @@ func (l *Link) now() int64 { return int64(l.clock.NowMonotonic().Sub(l.epoch)) }
 // takes due packets, never while packets are delivered to a stack, so a
 // stack that sends from inside its receive path cannot deadlock on it.
 type direction struct {
+	// Read-mostly: the sending stack reads cfg for every packet (MTU,
+	// Capabilities), so it gets cache lines of its own, apart from the
+	// counters and the lock that every packet writes. Sharing a line with
+	// them made each of those reads a cache miss.
+	_    cacheLinePad
 	link *Link
 	dir  Dir
 	dst  *endpoint // the endpoint packets are delivered to
 
 	cfg       atomic.Pointer[Config] // read lock-free by MTU and Capabilities; replaced under mu
 	blackhole atomic.Bool
+	_         cacheLinePad
 	st        counters
 
 	mu   sync.Mutex
@@ -195,6 +201,11 @@ type direction struct {
 
 	batch []pending // the running drain's scratch; only it touches it
 }
+
+// cacheLinePad keeps what is written per packet off the cache lines of
+// what is only read (two 64-byte lines: CPUs fetch lines in adjacent
+// pairs).
+type cacheLinePad [128]byte
 
 // departure is a packet in the bottleneck queue.
 type departure struct {
