@@ -645,7 +645,18 @@ func (sh *shim) DeliverNetworkPacket(protocol tcpip.NetworkProtocolNumber, pkt *
 // incomingView parses the IP and TCP headers of an arriving packet. It
 // refuses fragments and anything it cannot bound-check.
 func incomingView(pkt *stack.PacketBuffer) (v tcpView, ipLen, total int, ok bool) {
-	hdr, _ := pkt.Data().PullUp(min(pkt.Data().Size(), header.IPv6MinimumSize+header.TCPMinimumSize))
+	// A link hands over a packet whose headers usually sit whole in its
+	// first view: read them there. PullUp, the general way, costs a walk
+	// of the views each time, and one that reaches past the first view
+	// merges it with the next: a copy of the payload.
+	first := packetStart(pkt)
+	pullUp := func(n int) ([]byte, bool) {
+		if n <= len(first) {
+			return first[:n], true
+		}
+		return pkt.Data().PullUp(n)
+	}
+	hdr, _ := pullUp(min(pkt.Data().Size(), header.IPv4MinimumSize))
 	if len(hdr) < header.IPv4MinimumSize {
 		return v, 0, 0, false
 	}
@@ -659,7 +670,7 @@ func incomingView(pkt *stack.PacketBuffer) (v tcpView, ipLen, total int, ok bool
 			return v, 0, 0, false
 		}
 	case 6:
-		if len(hdr) < header.IPv6MinimumSize {
+		if hdr, ok = pullUp(header.IPv6MinimumSize); !ok {
 			return v, 0, 0, false
 		}
 		ip := header.IPv6(hdr)
@@ -677,7 +688,7 @@ func incomingView(pkt *stack.PacketBuffer) (v tcpView, ipLen, total int, ok bool
 	if total > pkt.Data().Size() || total < ipLen+header.TCPMinimumSize {
 		return v, 0, 0, false
 	}
-	hdr, ok = pkt.Data().PullUp(ipLen + header.TCPMinimumSize)
+	hdr, ok = pullUp(ipLen + header.TCPMinimumSize)
 	if !ok {
 		return v, 0, 0, false
 	}
@@ -685,7 +696,7 @@ func incomingView(pkt *stack.PacketBuffer) (v tcpView, ipLen, total int, ok bool
 	if off < header.TCPMinimumSize || ipLen+off > total {
 		return v, 0, 0, false
 	}
-	hdr, ok = pkt.Data().PullUp(ipLen + off)
+	hdr, ok = pullUp(ipLen + off)
 	if !ok {
 		return v, 0, 0, false
 	}
@@ -698,6 +709,21 @@ func incomingView(pkt *stack.PacketBuffer) (v tcpView, ipLen, total int, ok bool
 	}
 	v.payload = total - ipLen - off
 	return v, ipLen, total, true
+}
+
+// packetStart returns the bytes of pkt's first view when its data starts
+// there (nothing reserved, pushed or consumed: a packet as a link delivers
+// it), or nil. They are for reading only: PullUp is what makes bytes safe
+// to write to.
+func packetStart(pkt *stack.PacketBuffer) []byte {
+	if pkt.ReservedHeaderBytes() != 0 || pkt.HeaderSize() != 0 {
+		return nil
+	}
+	views, off := pkt.AsViewList()
+	if v := views.Front(); v != nil && off == 0 {
+		return v.AsSlice()
+	}
+	return nil
 }
 
 // checksumOK verifies the TCP checksum of an arriving segment.

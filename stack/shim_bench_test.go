@@ -327,3 +327,28 @@ func BenchmarkShimInbound(b *testing.B) {
 		fx.sh.inbound(pkt)
 	}
 }
+
+// TestIncomingViewSplitHeaders: headers whole in the packet's first view
+// are read there; headers cut across views, or a packet with bytes
+// consumed, go the PullUp way; all give the same view of the segment.
+func TestIncomingViewSplitHeaders(t *testing.T) {
+	fx := newShimFixture(t, true)
+	whole := fx.inboundPacket(make([]byte, 100))
+	defer whole.DecRef()
+	raw := whole.ToView().ToSlice()
+	want, _, _, ok := incomingView(whole)
+	if !ok || packetStart(whole) == nil {
+		t.Fatal("contiguous packet: no view, or not read in place")
+	}
+	for _, cut := range []int{1, 19, 20, 30, 40, 50, 60} {
+		var buf buffer.Buffer
+		buf.Append(buffer.NewViewWithData(append([]byte(nil), raw[:cut]...)))
+		buf.Append(buffer.NewViewWithData(append([]byte(nil), raw[cut:]...)))
+		pkt := gstack.NewPacketBuffer(gstack.PacketBufferOptions{Payload: buf})
+		got, _, _, ok := incomingView(pkt)
+		if !ok || string(got.ipHdr) != string(want.ipHdr) || string(got.tcp) != string(want.tcp) || got.payload != want.payload {
+			t.Errorf("headers cut at %d: ok %v, view differs", cut, ok)
+		}
+		pkt.DecRef()
+	}
+}
