@@ -335,13 +335,18 @@ func (c *Conn) onDataAck(ack, wnd uint64) {
 	if int64(ack-c.sndNxt.Load()) > 0 {
 		return // acknowledges data never sent: ignore, as Linux does
 	}
+	end := ack + wnd
+	if c.wndKnown.Load() && int64(ack-c.sndUna.Load()) <= 0 && int64(end-c.wndEnd.Load()) <= 0 {
+		// Nothing moved, as on every data segment of a one-way transfer
+		// towards us: no state to write, no writer to wake.
+		return
+	}
 	for {
 		una := c.sndUna.Load()
 		if int64(ack-una) <= 0 || c.sndUna.CompareAndSwap(una, ack) {
 			break
 		}
 	}
-	end := ack + wnd
 	for {
 		e := c.wndEnd.Load()
 		if (c.wndKnown.Load() && int64(end-e) <= 0) || c.wndEnd.CompareAndSwap(e, end) {
@@ -540,7 +545,11 @@ func (c *Conn) reachedFIN() bool {
 // sequence, into the out-of-order queue when it is later, nowhere when it
 // is a duplicate. moved reports whether anything was consumed.
 func (c *Conn) readSub(s *sub, p []byte) (n int, moved bool) {
-	m, rel, ok := s.sf.NextRX()
+	// One read from TCP takes the bytes of every mapping that continues the
+	// one before at both levels (a bulk transfer's mappings do), not one
+	// read per mapping: each gVisor Read and ModerateRecvBuf takes the
+	// endpoint's lock that its segment processing wants too.
+	m, rel, remaining, ok := s.sf.NextRXRun(max(len(p), subflow.MaxMappingLen))
 	if !ok {
 		return 0, c.unmapped(s)
 	}
@@ -548,7 +557,6 @@ func (c *Conn) readSub(s *sub, p []byte) (n int, moved bool) {
 		return c.readChecked(s, p, m, rel)
 	}
 	dsn := m.DSN + uint64(rel-m.SSN)
-	remaining := int(m.End() - rel)
 	next := c.rcvNxt.Load()
 	if m.Infinite && dsn != next {
 		// After a fallback the subflow is plain TCP: its bytes continue

@@ -294,11 +294,20 @@ func overlaps(a, b *RXMapping) bool {
 }
 
 // find returns the mapping holding relative sequence number ssn, or nil.
-// Mappings are ordered by SSN and do not overlap: binary search, with
-// offsets from the first one so that sequence wrap does not matter.
 func (t *rxTable) find(ssn uint32) *RXMapping {
+	if i := t.index(ssn); i >= 0 {
+		return t.at(i)
+	}
+	return nil
+}
+
+// index returns the index of the mapping holding relative sequence number
+// ssn, or -1. Mappings are ordered by SSN and do not overlap: binary
+// search, with offsets from the first one so that sequence wrap does not
+// matter.
+func (t *rxTable) index(ssn uint32) int {
 	if t.count == 0 {
-		return nil
+		return -1
 	}
 	first := t.at(0).SSN
 	lo, hi := 0, t.count
@@ -311,13 +320,13 @@ func (t *rxTable) find(ssn uint32) *RXMapping {
 		}
 	}
 	if lo == 0 {
-		return nil
+		return -1
 	}
 	m := t.at(lo - 1)
 	if !options.SubflowSeq(ssn).InWindow(options.SubflowSeq(m.SSN), m.Len) {
-		return nil
+		return -1
 	}
-	return m
+	return lo - 1
 }
 
 // consumedTo drops the mappings wholly before relative sequence number ssn.

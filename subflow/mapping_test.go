@@ -213,3 +213,50 @@ func TestOverlaps(t *testing.T) {
 		}
 	}
 }
+
+// TestNextRXRun: the reader's run covers the mappings that continue one
+// another at both levels, and stops at a gap in either, at a DATA_FIN, at
+// an infinite mapping and at the cap; it starts at the reader's position.
+func TestNextRXRun(t *testing.T) {
+	s := New(Config{Role: Responder})
+	for _, m := range []RXMapping{
+		{SSN: 1, DSN: 1000, Len: 100},
+		{SSN: 101, DSN: 1100, Len: 100}, // continues
+		{SSN: 201, DSN: 1300, Len: 100}, // DSN jumps: a new run
+		{SSN: 301, DSN: 1400, Len: 50, DataFIN: true},
+		{SSN: 351, DSN: 1451, Len: 10}, // after a DATA_FIN: never joined
+		{SSN: 400, DSN: 1461, Len: 10}, // subflow gap
+	} {
+		if r := s.rx.add(m, s.rcvRead); r != RXAdded {
+			t.Fatalf("add %+v: %d", m, r)
+		}
+	}
+	for _, c := range []struct {
+		read      int // bytes consumed before
+		max       int
+		wantSSN   uint32
+		wantRun   int
+		wantFound bool
+	}{
+		{0, 1 << 20, 1, 200, true},
+		{50, 1 << 20, 1, 150, true}, // from inside the first mapping
+		{50, 70, 1, 70, true},       // capped
+		{200, 1 << 20, 201, 150, true},
+		{350, 1 << 20, 351, 10, true},
+		{360, 1 << 20, 0, 0, false}, // bytes 361..399 have no mapping
+	} {
+		s.rcvRead = 1 + uint32(c.read)
+		m, rel, run, ok := s.NextRXRun(c.max)
+		if ok != c.wantFound || (ok && (m.SSN != c.wantSSN || run != c.wantRun || rel != s.rcvRead)) {
+			t.Errorf("after %d bytes, max %d: mapping at %d, run %d, ok %v; want %d, %d, %v",
+				c.read, c.max, m.SSN, run, ok, c.wantSSN, c.wantRun, c.wantFound)
+		}
+	}
+	// An infinite mapping is never joined to what precedes it.
+	s = New(Config{Role: Responder})
+	s.rx.add(RXMapping{SSN: 1, DSN: 10, Len: 100}, 1)
+	s.rx.add(RXMapping{SSN: 101, DSN: 110, Len: 1 << 30, Infinite: true}, 1)
+	if _, _, run, ok := s.NextRXRun(1 << 20); !ok || run != 100 {
+		t.Errorf("run into an infinite mapping: %d, %v; want 100", run, ok)
+	}
+}
