@@ -182,7 +182,8 @@ func gbps(n int, d time.Duration) float64 { return float64(n) * 8 / d.Seconds() 
 
 // BenchmarkStackVsGVisor moves streamChunk bytes per iteration in each
 // direction over umptcp and over plain gVisor, alternating, and reports
-// each one's Gbit/s and umptcp ÷ gVisor per direction.
+// each one's Gbit/s and umptcp ÷ gVisor per direction, and the CPU time
+// umptcp took for its bytes ÷ gVisor's (cpu-ratio, on unix).
 func BenchmarkStackVsGVisor(b *testing.B) {
 	for _, mtu := range []uint32{1500, 9000} {
 		b.Run(fmt.Sprintf("mtu=%d", mtu), func(b *testing.B) {
@@ -197,13 +198,29 @@ func BenchmarkStackVsGVisor(b *testing.B) {
 			move(b, u.client, u.server, streamChunk, wbuf, rbuf)
 			move(b, g.client, g.server, streamChunk, wbuf, rbuf)
 			var uUp, uDown, gUp, gDown time.Duration
+			// The process's CPU time over each side's transfers: both
+			// stacks run in this process, one at a time.
+			var uCPU, gCPU time.Duration
+			cpuOK := true
+			timed := func(cpu *time.Duration, f func() time.Duration) time.Duration {
+				c0, ok0 := processCPU()
+				d := f()
+				c1, ok1 := processCPU()
+				*cpu += c1 - c0
+				cpuOK = cpuOK && ok0 && ok1
+				return d
+			}
 			b.SetBytes(4 * streamChunk)
 			b.ResetTimer()
 			for b.Loop() {
-				uUp += move(b, u.client, u.server, streamChunk, wbuf, rbuf)
-				gUp += move(b, g.client, g.server, streamChunk, wbuf, rbuf)
-				uDown += move(b, u.server, u.client, streamChunk, wbuf, rbuf)
-				gDown += move(b, g.server, g.client, streamChunk, wbuf, rbuf)
+				uUp += timed(&uCPU, func() time.Duration { return move(b, u.client, u.server, streamChunk, wbuf, rbuf) })
+				gUp += timed(&gCPU, func() time.Duration { return move(b, g.client, g.server, streamChunk, wbuf, rbuf) })
+				uDown += timed(&uCPU, func() time.Duration { return move(b, u.server, u.client, streamChunk, wbuf, rbuf) })
+				gDown += timed(&gCPU, func() time.Duration { return move(b, g.server, g.client, streamChunk, wbuf, rbuf) })
+			}
+			if cpuOK && gCPU > 0 {
+				// CPU per byte, umptcp ÷ gVisor (the same bytes each).
+				b.ReportMetric(uCPU.Seconds()/gCPU.Seconds(), "cpu-ratio")
 			}
 			n := b.N * streamChunk
 			b.ReportMetric(gbps(n, uUp), "umptcp-up-Gbit/s")
