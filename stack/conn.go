@@ -72,6 +72,7 @@ type Conn struct {
 	eof        bool
 	wrClosed   bool
 	closed     bool
+	closedFlag atomic.Bool // closed, for lock-free readers (the readable-event callback runs per segment)
 	finAcked   bool
 	lingerZero bool
 	err        error
@@ -412,11 +413,7 @@ func (c *Conn) getErr() error {
 	return c.err
 }
 
-func (c *Conn) isClosed() bool {
-	c.stateMu.Lock()
-	defer c.stateMu.Unlock()
-	return c.closed
-}
+func (c *Conn) isClosed() bool { return c.closedFlag.Load() }
 
 // Read implements net.Conn.
 func (c *Conn) Read(p []byte) (int, error) {
@@ -1117,6 +1114,7 @@ func (c *Conn) Close() error {
 		return nil
 	}
 	c.closed = true
+	c.closedFlag.Store(true)
 	linger0 := c.lingerZero
 	failed := c.err != nil || c.peerReset
 	c.stateMu.Unlock()
