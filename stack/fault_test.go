@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -594,5 +595,48 @@ func TestRTORecoveryAfterBlackhole(t *testing.T) {
 	// maybe 1.4 s (backing off); after it a timeout or two may follow.
 	if rtos > 8 {
 		t.Errorf("%d retransmission timeouts, want a handful", rtos)
+	}
+}
+
+// TestSlowStartExitOnFastPath reproduces gVisor's HyStart leaving slow
+// start at a tiny window on a path whose round trip is below a
+// millisecond (docs/DESIGN.md, bench/README.md): TCP timestamps tick in
+// milliseconds, so every RTT sample is 0, and the ACK-train test then
+// fires on the second ACK of the second round whenever the receiver
+// acknowledges one flight in two ACKs. The connection keeps that
+// ssthresh for good. Over an unlimited emu link a fraction of fresh
+// connections end near 30 segments where the others reach hundreds; it
+// happens to plain gVisor TCP too, more rarely the faster the receiving
+// stack takes packets in.
+func TestSlowStartExitOnFastPath(t *testing.T) {
+	if os.Getenv("UMPTCP_GVISOR_BUGS") == "" {
+		t.Skip("reproduces an open gVisor HyStart bug (docs/DESIGN.md); run with UMPTCP_GVISOR_BUGS=1")
+	}
+	p := newPair(t, false, Config{}, Config{}, emu.Config{}, emu.Config{})
+	buf := make([]byte, 256<<10)
+	var got []uint32
+	for i := 0; i < 20; i++ {
+		cli, srv := connect(t, p, 'a', uint16(5600+i))
+		done := make(chan error, 1)
+		go func() {
+			_, err := io.CopyN(io.Discard, srv, 8<<20)
+			done <- err
+		}()
+		for n := 0; n < 8<<20; n += len(buf) {
+			if _, err := cli.Write(buf); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, cli.Info().Subflows[0].Ssthresh)
+		cli.Close()
+		srv.Close()
+	}
+	slices.Sort(got)
+	t.Logf("ssthresh of 20 fresh connections after 8 MB each: %v", got)
+	if got[0] < 64 {
+		t.Errorf("a connection left slow start at %d segments on an unlimited path", got[0])
 	}
 }
