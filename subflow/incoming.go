@@ -418,12 +418,12 @@ func (s *Subflow) NextRX() (m RXMapping, rel uint32, ok bool) {
 }
 
 // NextRXRun is NextRX, and also how many bytes from the reader's position
-// on (at most max) continue one another at the data level too: the rest of
+// on (at most limit) continue one another at the data level too: the rest of
 // this mapping and of the mappings after it that start where the one
 // before ends, at both levels. The reader can take them with one read
 // from TCP instead of one per mapping. A mapping with a DATA_FIN or an
 // infinite one ends the run, which is never longer than the mapped bytes.
-func (s *Subflow) NextRXRun(max int) (m RXMapping, rel uint32, run int, ok bool) {
+func (s *Subflow) NextRXRun(limit int) (m RXMapping, rel uint32, run int, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	i := s.rx.index(s.rcvRead)
@@ -435,7 +435,7 @@ func (s *Subflow) NextRXRun(max int) (m RXMapping, rel uint32, run int, ok bool)
 	if m.Infinite {
 		return m, s.rcvRead, run, true
 	}
-	for prev := &m; run < max && !prev.DataFIN && i+1 < s.rx.count; i++ {
+	for prev := &m; run < limit && !prev.DataFIN && i+1 < s.rx.count; i++ {
 		next := s.rx.at(i + 1)
 		if next.Infinite || next.SSN != prev.End() || next.DSN != prev.DSN+uint64(prev.Len) {
 			break
@@ -443,7 +443,7 @@ func (s *Subflow) NextRXRun(max int) (m RXMapping, rel uint32, run int, ok bool)
 		run += int(next.Len)
 		prev = next
 	}
-	return m, s.rcvRead, min(run, max), true
+	return m, s.rcvRead, min(run, limit), true
 }
 
 // Consumed records that the reader took n more bytes from TCP.

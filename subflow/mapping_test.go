@@ -233,7 +233,7 @@ func TestNextRXRun(t *testing.T) {
 	}
 	for _, c := range []struct {
 		read      int // bytes consumed before
-		max       int
+		limit     int
 		wantSSN   uint32
 		wantRun   int
 		wantFound bool
@@ -246,10 +246,10 @@ func TestNextRXRun(t *testing.T) {
 		{360, 1 << 20, 0, 0, false}, // bytes 361..399 have no mapping
 	} {
 		s.rcvRead = 1 + uint32(c.read)
-		m, rel, run, ok := s.NextRXRun(c.max)
+		m, rel, run, ok := s.NextRXRun(c.limit)
 		if ok != c.wantFound || (ok && (m.SSN != c.wantSSN || run != c.wantRun || rel != s.rcvRead)) {
-			t.Errorf("after %d bytes, max %d: mapping at %d, run %d, ok %v; want %d, %d, %v",
-				c.read, c.max, m.SSN, run, ok, c.wantSSN, c.wantRun, c.wantFound)
+			t.Errorf("after %d bytes, limit %d: mapping at %d, run %d, ok %v; want %d, %d, %v",
+				c.read, c.limit, m.SSN, run, ok, c.wantSSN, c.wantRun, c.wantFound)
 		}
 	}
 	// An infinite mapping is never joined to what precedes it.
