@@ -46,25 +46,42 @@ type Conn struct {
 	subs   atomic.Pointer[[]*sub] // copy-on-write list, read without locks
 	joined bool                   // ever more than one subflow: fallback impossible (§3.7)
 
-	writeMu  sync.Mutex
-	sndNxt   atomic.Uint64 // next data sequence number to send (the DATA_FIN takes one)
-	sendBuf  sendBuffer
-	pl       payloader     // the current write's (see writeEP)
-	probeT   *time.Timer   // the writer's probe timer, reused
-	sndUna   atomic.Uint64 // the peer's DATA_ACK
-	wndEnd   atomic.Uint64 // the peer's data-level window ends before this DSN
-	wndKnown atomic.Bool
+	// The fields below are grouped by who writes them, each group on cache
+	// lines of its own: the shim reads the first group for every segment
+	// (txState, rxRefs), and a line that another core writes meanwhile
+	// (the writer's per write, the reader's per read) would make each of
+	// those reads a miss.
 
+	// Read per segment, written rarely.
+	_          cacheLinePad
+	rcvNxtOK   atomic.Bool
+	wndKnown   atomic.Bool
+	finPending atomic.Bool // our DATA_FIN is out and not acknowledged
+	fastClose  atomic.Bool // we are aborting: RSTs carry MP_FASTCLOSE
+	finSeq     atomic.Uint64
+
+	// The writer's.
+	_       cacheLinePad
+	writeMu sync.Mutex
+	sndNxt  atomic.Uint64 // next data sequence number to send (the DATA_FIN takes one)
+	sendBuf sendBuffer
+	pl      payloader   // the current write's (see writeEP)
+	probeT  *time.Timer // the writer's probe timer, reused
+
+	// Written when the peer's DATA_ACK or window moves.
+	_      cacheLinePad
+	sndUna atomic.Uint64 // the peer's DATA_ACK
+	wndEnd atomic.Uint64 // the peer's data-level window ends before this DSN
+
+	// The reader's. rcvNxt is also read per segment (our DATA_ACK): that
+	// sharing is the protocol's.
+	_        cacheLinePad
 	readMu   sync.Mutex
 	rcvNxt   atomic.Uint64 // next data sequence number expected: our DATA_ACK
-	rcvNxtOK atomic.Bool
+	ackArmed atomic.Bool
 	ofo      ofoQueue
 	csumRX   csumStage
-
-	finPending atomic.Bool // our DATA_FIN is out and not acknowledged
-	finSeq     atomic.Uint64
-	fastClose  atomic.Bool // we are aborting: RSTs carry MP_FASTCLOSE
-	ackArmed   atomic.Bool
+	_        cacheLinePad
 
 	stateMu    sync.Mutex
 	peerFIN    bool
@@ -101,6 +118,10 @@ type Conn struct {
 	work   atomic.Uint32
 	queued atomic.Bool
 }
+
+// cacheLinePad separates fields written by one goroutine from fields
+// another reads often (a 64-byte line).
+type cacheLinePad [64]byte
 
 // sub is one subflow of a connection: its gVisor endpoint and MPTCP state.
 type sub struct {
@@ -744,7 +765,8 @@ func (c *Conn) onSubflowLost(err error) {
 // afterRead arms the timer that makes sure our DATA_ACK reaches the peer
 // even if TCP has nothing to send soon (§3.3.2).
 func (c *Conn) afterRead() {
-	if c.fellBack() || !c.ackArmed.CompareAndSwap(false, true) {
+	// Load first: a failing CompareAndSwap still takes the line exclusive.
+	if c.fellBack() || c.ackArmed.Load() || !c.ackArmed.CompareAndSwap(false, true) {
 		return
 	}
 	time.AfterFunc(dataAckDelay, func() {

@@ -306,8 +306,11 @@ func (sh *shim) outbound(pkt *stack.PacketBuffer, b *txBatch, origin int) {
 	} else if v.payload > 0 && pkt.GSOOptions.Type == stack.GSONone {
 		// Full-sized segments tell the segment size; smaller ones (the
 		// tail of a write) do not, but never exceed it.
-		seg.MSS = max(v.payload, int(f.mssSeen.Load()))
-		f.mssSeen.Store(int32(seg.MSS))
+		seen := int(f.mssSeen.Load())
+		seg.MSS = max(v.payload, seen)
+		if seg.MSS != seen {
+			f.mssSeen.Store(int32(seg.MSS)) // rarely: a store per segment would dirty the flow's line for every reader
+		}
 	}
 	cs := f.connState()
 	var buf [options.MaxTCPOptionsLen]byte
