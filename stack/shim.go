@@ -50,7 +50,9 @@ type shim struct {
 	txq      *txQueue
 	stopOnce sync.Once
 
-	lists sync.Pool // *txBatch
+	// batch is WritePackets' scratch list, under txMu (which every send
+	// holds throughout anyway).
+	batch txBatch
 }
 
 // headersFromBytes is implemented by link endpoints that read outgoing
@@ -92,7 +94,6 @@ func newShim(st *Stack, child stack.LinkEndpoint, queueLen int) *shim {
 		sh.inPlace = true
 	}
 	sh.Endpoint.Init(child, sh)
-	sh.lists.New = func() any { return new(txBatch) }
 	return sh
 }
 
@@ -109,13 +110,13 @@ type txBatch struct {
 // packets: originals passed through are referenced once more and released
 // with the batch.
 func (sh *shim) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
-	b := sh.lists.Get().(*txBatch)
 	sh.txMu.Lock()
+	defer sh.txMu.Unlock()
+	b := &sh.batch
 	for i, pkt := range pkts.AsSlice() {
 		sh.outbound(pkt, b, i)
 	}
 	n, err := sh.emitLocked(b.list, b.flows)
-	sh.txMu.Unlock()
 	written := pkts.Len()
 	if n < b.list.Len() {
 		written = b.origin[n]
@@ -124,7 +125,6 @@ func (sh *shim) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
 	b.origin = b.origin[:0]
 	clear(b.flows)
 	b.flows = b.flows[:0]
-	sh.lists.Put(b)
 	return written, err
 }
 
