@@ -606,7 +606,7 @@ func TestRTORecoveryAfterBlackhole(t *testing.T) {
 // acknowledges one flight in two ACKs. The connection keeps that
 // ssthresh for good. Over an unlimited emu link a fraction of fresh
 // connections end near 30 segments where the others reach hundreds
-// (17–20% of umptcp's; plain gVisor TCP's too, 10–13%).
+// (about a quarter of umptcp's; plain gVisor TCP's too, about a tenth).
 func TestSlowStartExitOnFastPath(t *testing.T) {
 	if os.Getenv("UMPTCP_GVISOR_BUGS") == "" {
 		t.Skip("reproduces an open gVisor HyStart bug (docs/DESIGN.md); run with UMPTCP_GVISOR_BUGS=1")
