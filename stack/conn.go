@@ -47,10 +47,11 @@ type Conn struct {
 	joined bool                   // ever more than one subflow: fallback impossible (§3.7)
 
 	// The fields below are grouped by who writes them, each group on cache
-	// lines of its own: the shim reads the first group for every segment
-	// (txState, rxRefs), and a line that another core writes meanwhile
-	// (the writer's per write, the reader's per read) would make each of
-	// those reads a miss.
+	// lines of its own: the shim reads the first group for every segment it
+	// sends (txState) and the acknowledgment fields for every one that
+	// arrives (rxRefs, onDataAck), and a line that another core writes
+	// meanwhile (the writer's per write, the reader's per read) would make
+	// each of those reads a miss.
 
 	// Read per segment, written rarely.
 	_          cacheLinePad
