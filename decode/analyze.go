@@ -121,11 +121,18 @@ type subflow struct {
 }
 
 // mappedRange is a run of subflow bytes that earlier mappings tied to
-// DSNs: relative subflow sequence number n carries DSN n+offset.
+// DSNs: relative subflow sequence number n carries a DSN whose low 32 bits
+// are n+offset. The offset is kept mod 2^32, as subflow sequence numbers
+// are: a run of contiguous mappings keeps one offset across the wrap of
+// the subflow's sequence space, where the 64-bit DSN goes on.
 type mappedRange struct {
 	start, end uint32 // relative subflow sequence numbers, end exclusive
-	offset     uint64 // DSN - subflow sequence number, mod 2^64
+	offset     uint32 // DSN - subflow sequence number, mod 2^32
 }
+
+// maxRunLen bounds a run: serial comparisons of subflow sequence numbers
+// hold within 2^31, and no retransmission reaches a gigabyte back.
+const maxRunLen = 1 << 30
 
 // maxMappedRanges bounds the runs remembered per subflow and direction (512
 // bytes a direction). Mappings that continue each other on a subflow share
@@ -746,7 +753,7 @@ func (a *Analyzer) mapping(p *Packet, sf *subflow, dir int, m mapping) {
 // remembers it. A mapping may cover more or fewer bytes than an earlier
 // one from the same start: RFC 8684 asks only that they agree.
 func (a *Analyzer) consistentMapping(p *Packet, sf *subflow, dir int, ssn, n uint32, dsn uint64) bool {
-	off := dsn - uint64(ssn)
+	off := uint32(dsn) - ssn
 	rs := sf.ranges[dir]
 	merged := -1
 	for i := range rs {
@@ -763,8 +770,10 @@ func (a *Analyzer) consistentMapping(p *Packet, sf *subflow, dir int, ssn, n uin
 			if ssn-r.start >= r.end-r.start {
 				at = r.start // the earlier run starts inside this mapping
 			}
+			now := dsn + uint64(at-ssn)
+			before := now + uint64(int64(int32(r.offset-off)))
 			a.mismatch(CheckDSN, p, sf.conn, "mapping ties subflow bytes to other DSNs than an earlier mapping",
-				fmt.Sprintf("subflow seq %d at DSN %d", at, uint64(at)+r.offset), fmt.Sprintf("DSN %d", uint64(at)+off))
+				fmt.Sprintf("subflow seq %d at DSN %d", at, before), fmt.Sprintf("DSN %d", now))
 			return false
 		}
 		if r.offset == off && merged < 0 {
@@ -778,6 +787,9 @@ func (a *Analyzer) consistentMapping(p *Packet, sf *subflow, dir int, ssn, n uin
 		}
 		if end := ssn + n; int32(end-r.end) > 0 {
 			r.end = end
+		}
+		if r.end-r.start > maxRunLen {
+			r.start = r.end - maxRunLen // forget the oldest bytes
 		}
 		return true
 	}

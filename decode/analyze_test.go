@@ -457,6 +457,11 @@ func TestAnalyzerMappingConsistency(t *testing.T) {
 		{"later start inside, other DSN", []m{{1, 100, 0, ""}, {51, 100, 60, "mapping ties subflow bytes to other DSNs"}}},
 		{"earlier start covering, other DSN", []m{{101, 100, 100, ""}, {1, 150, 10, "mapping ties subflow bytes to other DSNs"}}},
 		{"adjacent, other DSN", []m{{1, 100, 0, ""}, {101, 100, 700, ""}}},
+		// The subflow's sequence numbers wrap after 4 GiB, the DSN goes on:
+		// bytes after the wrap, mapped again on their own, keep their DSN.
+		{"across the subflow sequence wrap", []m{{1<<32 - 150, 100, 1<<32 - 151, ""}, {1<<32 - 50, 100, 1<<32 - 51, ""},
+			{10, 20, 1<<32 + 9, ""}, {1<<32 - 50, 100, 1<<32 - 51, ""}}},
+		{"across the wrap, other DSN", []m{{1<<32 - 50, 100, 1<<32 - 51, ""}, {10, 20, 1<<32 + 10, "mapping ties subflow bytes to other DSNs"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
