@@ -351,4 +351,19 @@ func TestIncomingViewSplitHeaders(t *testing.T) {
 		}
 		pkt.DecRef()
 	}
+	// Bytes consumed before the IP header (as a link layer does): the
+	// first view starts with them, so it must not be read as the header.
+	junk := append([]byte{0xde, 0xad, 0xbe, 0xef}, raw...)
+	pkt := gstack.NewPacketBuffer(gstack.PacketBufferOptions{Payload: buffer.MakeWithData(junk)})
+	defer pkt.DecRef()
+	if _, ok := pkt.Data().Consume(4); !ok {
+		t.Fatal("consume")
+	}
+	if packetStart(pkt) != nil {
+		t.Error("packetStart reads a packet whose data does not start its first view")
+	}
+	got, _, _, ok := incomingView(pkt)
+	if !ok || string(got.ipHdr) != string(want.ipHdr) || string(got.tcp) != string(want.tcp) || got.payload != want.payload {
+		t.Errorf("after consumed bytes: ok %v, view differs", ok)
+	}
 }
