@@ -3,6 +3,7 @@ package emu
 import (
 	"sync"
 
+	"golang.org/x/sys/cpu"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
@@ -11,12 +12,12 @@ import (
 // endpoint is one end of a Link as a gVisor link endpoint. It carries raw IP
 // packets: no link header, no link address, no neighbour resolution.
 type endpoint struct {
-	_    cacheLinePad
+	_    cpu.CacheLinePad
 	link *Link
 	tx   Dir // the direction this endpoint sends on
 	// Every delivery takes mu (a write to its line); link and tx are read
 	// for every packet sent: they stay on lines of their own.
-	_ cacheLinePad
+	_ cpu.CacheLinePad
 
 	// mu guards the fields below. It is never held while delivering (see
 	// direction.deliver).

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/cpu"
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -161,14 +162,14 @@ type direction struct {
 	// Capabilities), so it gets cache lines of its own, apart from the
 	// counters and the lock that every packet writes. Sharing a line with
 	// them made each of those reads a cache miss.
-	_    cacheLinePad
+	_    cpu.CacheLinePad
 	link *Link
 	dir  Dir
 	dst  *endpoint // the endpoint packets are delivered to
 
 	cfg       atomic.Pointer[Config] // read lock-free by MTU and Capabilities; replaced under mu
 	blackhole atomic.Bool
-	_         cacheLinePad
+	_         cpu.CacheLinePad
 	st        counters
 
 	mu   sync.Mutex
@@ -201,11 +202,6 @@ type direction struct {
 
 	batch []pending // the running drain's scratch; only it touches it
 }
-
-// cacheLinePad keeps what is written per packet off the cache lines of
-// what is only read (two 64-byte lines: CPUs fetch lines in adjacent
-// pairs).
-type cacheLinePad [128]byte
 
 // departure is a packet in the bottleneck queue.
 type departure struct {

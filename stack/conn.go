@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/cpu"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/waiter"
@@ -54,7 +55,7 @@ type Conn struct {
 	// each of those reads a miss.
 
 	// Read per segment, written rarely.
-	_          cacheLinePad
+	_          cpu.CacheLinePad
 	rcvNxtOK   atomic.Bool
 	wndKnown   atomic.Bool
 	finPending atomic.Bool // our DATA_FIN is out and not acknowledged
@@ -62,7 +63,7 @@ type Conn struct {
 	finSeq     atomic.Uint64
 
 	// The writer's.
-	_       cacheLinePad
+	_       cpu.CacheLinePad
 	writeMu sync.Mutex
 	sndNxt  atomic.Uint64 // next data sequence number to send (the DATA_FIN takes one)
 	sendBuf sendBuffer
@@ -70,27 +71,29 @@ type Conn struct {
 	probeT  *time.Timer // the writer's probe timer, reused
 
 	// Written when the peer's DATA_ACK or window moves.
-	_      cacheLinePad
+	_      cpu.CacheLinePad
 	sndUna atomic.Uint64 // the peer's DATA_ACK
 	wndEnd atomic.Uint64 // the peer's data-level window ends before this DSN
 
 	// The reader's. rcvNxt is also read per segment (our DATA_ACK): that
 	// sharing is the protocol's.
-	_        cacheLinePad
+	_        cpu.CacheLinePad
 	readMu   sync.Mutex
 	rcvNxt   atomic.Uint64 // next data sequence number expected: our DATA_ACK
 	ackArmed atomic.Bool
 	ofo      ofoQueue
 	csumRX   csumStage
-	_        cacheLinePad
+	_        cpu.CacheLinePad
 
 	stateMu    sync.Mutex
 	peerFIN    bool
 	peerFINSeq uint64
 	eof        bool
 	wrClosed   bool
-	closed     bool
-	closedFlag atomic.Bool // closed, for lock-free readers (the readable-event callback runs per segment)
+	// closed is set under stateMu like the fields around it, atomic so
+	// that isClosed needs no lock (the readable-event callback asks for
+	// every segment).
+	closed     atomic.Bool
 	finAcked   bool
 	lingerZero bool
 	err        error
@@ -119,10 +122,6 @@ type Conn struct {
 	work   atomic.Uint32
 	queued atomic.Bool
 }
-
-// cacheLinePad separates fields written by one goroutine from fields
-// another reads often (a 64-byte line).
-type cacheLinePad [64]byte
 
 // sub is one subflow of a connection: its gVisor endpoint and MPTCP state.
 type sub struct {
@@ -305,7 +304,7 @@ func (c *Conn) onFallback(r subflow.FallbackReason) {
 // CloseWrite does on a plain connection; a closed one is finished as TCP.
 func (c *Conn) finishFallback() {
 	c.stateMu.Lock()
-	closed, wrClosed := c.closed, c.wrClosed
+	closed, wrClosed := c.closed.Load(), c.wrClosed
 	c.stateMu.Unlock()
 	switch {
 	case closed:
@@ -403,7 +402,7 @@ func (c *Conn) onPeerDataFIN(seq uint64) {
 	if !c.peerFIN {
 		c.peerFIN, c.peerFINSeq = true, seq
 	}
-	closed := c.closed
+	closed := c.closed.Load()
 	c.stateMu.Unlock()
 	notify(c.readCh)
 	if closed {
@@ -435,7 +434,7 @@ func (c *Conn) getErr() error {
 	return c.err
 }
 
-func (c *Conn) isClosed() bool { return c.closedFlag.Load() }
+func (c *Conn) isClosed() bool { return c.closed.Load() }
 
 // Read implements net.Conn.
 func (c *Conn) Read(p []byte) (int, error) {
@@ -924,7 +923,7 @@ func (c *Conn) writeErr() error {
 		return c.err
 	case c.peerReset:
 		return ErrReset
-	case c.closed:
+	case c.closed.Load():
 		return net.ErrClosed
 	case c.wrClosed:
 		return errors.New("umptcp: write after CloseWrite")
@@ -1132,12 +1131,11 @@ func (c *Conn) sendPureACK() bool {
 // subflows close once both DATA_FINs are acknowledged, or after a timeout.
 func (c *Conn) Close() error {
 	c.stateMu.Lock()
-	if c.closed {
+	if c.closed.Load() {
 		c.stateMu.Unlock()
 		return nil
 	}
-	c.closed = true
-	c.closedFlag.Store(true)
+	c.closed.Store(true)
 	linger0 := c.lingerZero
 	failed := c.err != nil || c.peerReset
 	c.stateMu.Unlock()
@@ -1328,7 +1326,7 @@ func (c *Conn) doWork() {
 		// read what TCP received before it (or closed): the reader's
 		// ErrReset from the subflow queues this again.
 		c.stateMu.Lock()
-		keep := c.err == nil && c.peerReset && !c.closed
+		keep := c.err == nil && c.peerReset && !c.closed.Load()
 		c.stateMu.Unlock()
 		if keep && c.unreadData() {
 			return
@@ -1400,7 +1398,7 @@ func (c *Conn) drain() {
 // DATA_FINs are acknowledged (Linux closes subflows at that point too).
 func (c *Conn) maybeFinish() {
 	c.stateMu.Lock()
-	done := c.closed && c.finAcked && c.eof && !c.removed
+	done := c.closed.Load() && c.finAcked && c.eof && !c.removed
 	c.stateMu.Unlock()
 	if !done {
 		return
