@@ -106,7 +106,11 @@ type Conn struct {
 	closeTimer  *time.Timer
 	finTimer    *time.Timer
 	finRTO      time.Duration
-	removed     bool
+	// finishing: both DATA_FINs are acknowledged after Close; the
+	// subflows' sending sides are shut, waiting for the peer's FINs
+	// (maybeFinish).
+	finishing bool
+	removed   bool
 
 	readCh  chan struct{}
 	writeCh chan struct{} // the writer's state changed: TCP has room, an error, a fallback
@@ -1316,7 +1320,16 @@ func (c *Conn) doWork() {
 		return
 	}
 	if w&workAbort != 0 {
-		c.abort()
+		c.stateMu.Lock()
+		finishing := c.finishing
+		c.stateMu.Unlock()
+		if finishing {
+			// Both DATA_FINs were acknowledged: the close was orderly,
+			// only the peer's subflow FINs are missing.
+			c.maybeFinish(true)
+		} else {
+			c.abort()
+		}
 		return
 	}
 	if w&workReset != 0 {
@@ -1357,7 +1370,7 @@ func (c *Conn) doWork() {
 		c.sendDataAckIfNeeded()
 	}
 	if w&workClose != 0 {
-		c.maybeFinish()
+		c.maybeFinish(false)
 	}
 }
 
@@ -1382,7 +1395,6 @@ func (c *Conn) drain() {
 	if !c.isClosed() || !c.readMu.TryLock() {
 		return
 	}
-	defer c.readMu.Unlock()
 	var buf [16 << 10]byte
 	for i := 0; i < 64; i++ {
 		n, err := c.readOnce(buf[:])
@@ -1390,27 +1402,59 @@ func (c *Conn) drain() {
 			break
 		}
 	}
+	c.readMu.Unlock()
 	c.sendDataAckIfNeeded()
-	c.maybeFinish()
+	c.maybeFinish(false)
 }
 
-// maybeFinish closes the subflows once the connection is closed and both
+// maybeFinish ends the subflows once the connection is closed and both
 // DATA_FINs are acknowledged (Linux closes subflows at that point too).
-func (c *Conn) maybeFinish() {
+//
+// It shuts down only their sending side at first, and closes them when the
+// peer's subflow FINs arrive (or when CloseTimeout passes: force). Until
+// then what arrives is read and dropped, so TCP acknowledges it with our
+// final DATA_ACK. A peer whose DATA_ACK from us was lost or late sends its
+// unacknowledged data again at the data level, as new bytes on a subflow
+// (Linux's __mptcp_retrans once TCP has nothing outstanding); a closed
+// gVisor endpoint answers data past its RCV.NXT with a RST, and the peer
+// would see our orderly close end in MP_TCPRST.
+func (c *Conn) maybeFinish(force bool) {
 	c.stateMu.Lock()
 	done := c.closed.Load() && c.finAcked && c.eof && !c.removed
+	first := done && !c.finishing
+	if first {
+		c.finishing = true
+	}
 	c.stateMu.Unlock()
 	if !done {
 		return
 	}
-	c.sendDataAckIfNeeded()
+	if first {
+		c.sendDataAckIfNeeded()
+	}
+	c.readMu.Lock()
+	ended := true
+	for _, s := range c.subList() {
+		if s.ep == nil {
+			continue
+		}
+		// Whatever TCP holds now is data sent again; closing an endpoint
+		// with unread bytes would reset the subflow.
+		for i := 0; i < 64 && c.discardEP(s, 1<<20) > 0; i++ {
+		}
+		if first {
+			s.ep.Shutdown(tcpip.ShutdownWrite)
+		}
+		if !s.rxEOF && s.rxErr.load() == nil {
+			ended = false
+		}
+	}
+	c.readMu.Unlock()
+	if !ended && !force {
+		return
+	}
 	for _, s := range c.subList() {
 		if s.ep != nil {
-			// Both DATA_FINs are acknowledged: whatever TCP still holds
-			// is data sent again. Closing an endpoint with unread bytes
-			// would reset the subflow instead of finishing it.
-			for i := 0; i < 64 && c.discardEP(s, 1<<20) > 0; i++ {
-			}
 			s.ep.Close()
 		}
 	}

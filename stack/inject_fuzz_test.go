@@ -29,6 +29,9 @@ type tapLink struct {
 	mu   sync.Mutex
 	disp gstack.NetworkDispatcher
 	last []byte // IP+TCP header of the last TCP segment delivered
+	// drop, when set, withholds the packets it returns true for (the
+	// whole IP packet), before they are seen or recorded.
+	drop func([]byte) bool
 }
 
 func (t *tapLink) Attach(d gstack.NetworkDispatcher) {
@@ -44,6 +47,9 @@ func (t *tapLink) Attach(d gstack.NetworkDispatcher) {
 
 func (t *tapLink) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pkt *gstack.PacketBuffer) {
 	b := pkt.Data().AsRange().ToSlice()
+	if t.drop != nil && t.drop(b) {
+		return
+	}
 	if len(b) >= header.IPv4MinimumSize+header.TCPMinimumSize && b[0]>>4 == 4 && b[9] == 6 {
 		ihl := int(b[0]&0xf) * 4
 		if off := int(b[ihl+12]>>4) * 4; len(b) >= ihl+off && b[ihl+13]&0x10 != 0 {
