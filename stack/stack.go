@@ -76,7 +76,9 @@ type Config struct {
 	MaxRXMappings int
 	// CloseTimeout bounds an orderly close: a connection whose peer does
 	// not finish within it is aborted (Linux: net.mptcp.close_timeout,
-	// 60 s). Default 60 s.
+	// 60 s). Once both DATA_FINs are acknowledged it only bounds the wait
+	// for the peer's subflow FINs, and the subflows then close without an
+	// abort. Default 60 s.
 	CloseTimeout time.Duration
 }
 
