@@ -1132,7 +1132,8 @@ func (c *Conn) sendPureACK() bool {
 // Close implements net.Conn. Unread data or SetLinger(0) abort the
 // connection with MP_FASTCLOSE (RFC 8684 §3.5), as Linux does; otherwise
 // Close sends DATA_FIN and the connection finishes in the background:
-// subflows close once both DATA_FINs are acknowledged, or after a timeout.
+// once both DATA_FINs are acknowledged the subflows send their FINs and
+// close when the peer's arrive (maybeFinish); CloseTimeout bounds it all.
 func (c *Conn) Close() error {
 	c.stateMu.Lock()
 	if c.closed.Load() {
