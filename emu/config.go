@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip/header"
 )
 
 // DefaultMTU is the MTU of a direction whose Config.MTU is zero: an Ethernet
@@ -115,7 +117,27 @@ type Config struct {
 	// is then not detected. Stacks read capabilities when the NIC is
 	// created, so changing it at run time has no effect on them.
 	ChecksumOffload bool
+
+	// GSOMaxSize, when not 0, gives this direction the offloads of a veth
+	// pair or a TUN device with them on: the sending endpoint advertises
+	// host GSO up to this size (stack.HostGSOSupported) and TX checksum
+	// offload, the receiving one RX checksum offload, and a TCP
+	// super-segment crosses whole, as one packet the receiving stack takes
+	// as it is (on Linux, GRO hands a veth's receiver the same). Only such
+	// segments may exceed MTU. Impairments then act on whole super-segments
+	// and corruption goes undetected (see ChecksumOffload). Stacks read it
+	// when a connection's route is made: set it at NewLink. At most
+	// MaxGSOSize.
+	GSOMaxSize uint32
 }
+
+// MaxGSOSize bounds Config.GSOMaxSize: gVisor sizes a super-segment's payload
+// below GSOMaxSize minus the largest headers, so the IPv4 total length of
+// the largest one still fits 16 bits after the TCP options grow to 40 bytes.
+const MaxGSOSize = 0xffff - header.IPv4MinimumSize
+
+// gsoHeadroom is what a super-segment may carry beyond GSOMaxSize in headers.
+const gsoHeadroom = header.TCPTotalHeaderMaximumSize
 
 // Burst is the Gilbert–Elliott two-state loss model (netem's "loss gemodel"):
 // in the good state a packet is lost with probability GoodLoss, in the bad
@@ -230,6 +252,9 @@ func (c Config) Validate() error {
 	prob("rewrite", c.Rewrite)
 	if c.Strip&^StripAll != 0 {
 		errs = append(errs, fmt.Errorf("strip %#x has unknown bits", uint8(c.Strip)))
+	}
+	if c.GSOMaxSize > MaxGSOSize {
+		errs = append(errs, fmt.Errorf("gso max size %d is above %d", c.GSOMaxSize, MaxGSOSize))
 	}
 	if c.MTU != 0 && (c.MTU < minMTU || c.MTU > maxMTU) {
 		errs = append(errs, fmt.Errorf("mtu %d is outside [%d, %d]", c.MTU, minMTU, maxMTU))

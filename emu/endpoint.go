@@ -71,13 +71,27 @@ func (e *endpoint) HeadersFromBytes() bool { return true }
 // one direction.
 func (e *endpoint) Capabilities() stack.LinkEndpointCapabilities {
 	var c stack.LinkEndpointCapabilities
-	if e.link.dirs[e.tx].cfg.Load().ChecksumOffload {
+	if tx := e.link.dirs[e.tx].cfg.Load(); tx.ChecksumOffload || tx.GSOMaxSize != 0 {
 		c |= stack.CapabilityTXChecksumOffload
 	}
-	if e.link.dirs[1-e.tx].cfg.Load().ChecksumOffload {
+	if rx := e.link.dirs[1-e.tx].cfg.Load(); rx.ChecksumOffload || rx.GSOMaxSize != 0 {
 		c |= stack.CapabilityRXChecksumOffload
 	}
 	return c
+}
+
+// GSOMaxSize implements stack.GSOEndpoint: Config.GSOMaxSize of the
+// direction this endpoint sends in.
+func (e *endpoint) GSOMaxSize() uint32 { return e.link.dirs[e.tx].cfg.Load().GSOMaxSize }
+
+// SupportedGSO implements stack.GSOEndpoint: host GSO when the sending
+// direction has a GSOMaxSize, the link standing in for the host that would
+// cut super-segments (it hands them over whole instead).
+func (e *endpoint) SupportedGSO() stack.SupportedGSO {
+	if e.GSOMaxSize() != 0 {
+		return stack.HostGSOSupported
+	}
+	return stack.GSONotSupported
 }
 
 // Attach implements stack.LinkEndpoint. Attach(nil) detaches: later

@@ -355,7 +355,7 @@ func (d *direction) admitLocked(cfg *Config, now int64, pkt *stack.PacketBuffer)
 		d.st.droppedBlackhole.Add(1)
 		return
 	}
-	if size > int(cfg.mtu()) {
+	if size > int(cfg.mtu()) && !(cfg.GSOMaxSize != 0 && isSuperSegment(pkt) && size <= int(cfg.GSOMaxSize)+gsoHeadroom) {
 		d.st.droppedMTU.Add(1)
 		return
 	}
@@ -410,6 +410,13 @@ func (d *direction) admitLocked(cfg *Config, now int64, pkt *stack.PacketBuffer)
 		d.enqueueLocked(buf.Clone(), at, proto, inOrder)
 		d.st.duplicated.Add(1)
 	}
+}
+
+// isSuperSegment reports whether pkt is a TCP segment gVisor built for host
+// GSO, which a link with offloads may carry above its MTU.
+func isSuperSegment(pkt *stack.PacketBuffer) bool {
+	t := pkt.GSOOptions.Type
+	return t == stack.GSOTCPv4 || t == stack.GSOTCPv6
 }
 
 // mangle returns a private flat copy of pkt with the byte-level impairments

@@ -32,6 +32,8 @@ import (
 //	mtu=N                            1280..65535
 //	seed=N                           decimal or 0x hex
 //	offload=on|off                   advertise checksum offload (benchmarks)
+//	gso=N|max|off                    segmentation offload: super-segments up
+//	                                 to N bytes cross whole (GSOMaxSize)
 //
 // Probabilities are always written as percentages, so "loss=1" is an error
 // rather than a silent 100% loss.
@@ -121,8 +123,21 @@ func (c *Config) parseItem(key, val string) error {
 		default:
 			return fmt.Errorf("want on or off")
 		}
+	case "gso":
+		switch val {
+		case "max":
+			c.GSOMaxSize = MaxGSOSize
+		case "off", "0":
+			c.GSOMaxSize = 0
+		default:
+			n, perr := strconv.ParseUint(val, 10, 32)
+			if perr != nil || n > MaxGSOSize {
+				return fmt.Errorf("want max, off or a size up to %d", MaxGSOSize)
+			}
+			c.GSOMaxSize = uint32(n)
+		}
 	default:
-		return fmt.Errorf("unknown key %q (known: rate, queue, delay, jitter, loss, burst, reorder, dup, corrupt, rewrite, strip, mtu, seed, offload)", key)
+		return fmt.Errorf("unknown key %q (known: rate, queue, delay, jitter, loss, burst, reorder, dup, corrupt, rewrite, strip, mtu, seed, offload, gso)", key)
 	}
 	return err
 }
@@ -389,6 +404,13 @@ func (c Config) String() string {
 	}
 	if c.ChecksumOffload {
 		add("offload", "on")
+	}
+	switch c.GSOMaxSize {
+	case 0:
+	case MaxGSOSize:
+		add("gso", "max")
+	default:
+		add("gso", strconv.FormatUint(uint64(c.GSOMaxSize), 10))
 	}
 	return strings.Join(items, ",")
 }

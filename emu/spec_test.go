@@ -53,6 +53,8 @@ func TestParsePath(t *testing.T) {
 		{"seed=42", Config{Seed: 42}},
 		{"seed=0x2a", Config{Seed: 42}},
 		{"offload=on", Config{ChecksumOffload: true}},
+		{"gso=max", Config{GSOMaxSize: MaxGSOSize}},
+		{"gso=32768", Config{GSOMaxSize: 32768}},
 		{"rate=100mbit,delay=20ms,jitter=2ms,loss=0.5%,reorder=1%,dup=0.1%,corrupt=0.1%,strip=synack,queue=256kb,mtu=1500",
 			Config{Rate: 100_000_000, Delay: 20 * time.Millisecond, Jitter: 2 * time.Millisecond, Loss: 0.005,
 				Reorder: 0.01, Duplicate: 0.001, Corrupt: 0.001, Strip: StripSYNACK, QueueBytes: 256 << 10, MTU: 1500}},
@@ -116,6 +118,7 @@ func TestParsePathErrors(t *testing.T) {
 		{"mtu=big", "whole number"},
 		{"seed=-1", "unsigned"},
 		{"offload=maybe", "on or off"},
+		{"gso=65536", "up to"},
 		{"loss=1%,loss=2%", "loss given twice"},
 		{"loss=1%,", "empty item"},
 		{",loss=1%", "empty item"},
@@ -195,6 +198,7 @@ func FuzzParsePath(f *testing.F) {
 		"", "rate=100mbit,delay=20ms,jitter=2ms,loss=0.5%",
 		"burst=1%/30%/80%/0.1%,reorder=1%/5ms,dup=0.1%,corrupt=0.1%,rewrite=1%",
 		"strip=syn+synack,queue=64kb/100p,mtu=1500,seed=0x2a,offload=on",
+		"gso=max,mtu=9000",
 		"jitter=1ms/reorder", "rate=1e3kbit", "loss=1e-5%", "queue=1.5mb",
 	} {
 		f.Add(s)
