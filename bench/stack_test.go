@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -41,8 +40,8 @@ type conns struct {
 	close          func()
 }
 
-func umptcpPair(tb testing.TB, mtu uint32) *conns {
-	l, err := emu.NewLink(emu.Config{MTU: mtu}, emu.Config{MTU: mtu})
+func umptcpPair(tb testing.TB, link emu.Config) *conns {
+	l, err := emu.NewLink(link, link)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -105,8 +104,8 @@ func newGVisor(tb testing.TB, ep gstack.LinkEndpoint, p netip.Prefix) *gstack.St
 	return s
 }
 
-func gvisorPair(tb testing.TB, mtu uint32) *conns {
-	l, err := emu.NewLink(emu.Config{MTU: mtu}, emu.Config{MTU: mtu})
+func gvisorPair(tb testing.TB, link emu.Config) *conns {
+	l, err := emu.NewLink(link, link)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -191,8 +190,17 @@ func gbps(n int, d time.Duration) float64 { return float64(n) * 8 / d.Seconds() 
 // one connection to the next, so one connection per run measured a draw,
 // not the stack.
 func BenchmarkStackVsGVisor(b *testing.B) {
-	for _, mtu := range []uint32{1500, 9000} {
-		b.Run(fmt.Sprintf("mtu=%d", mtu), func(b *testing.B) {
+	for _, lc := range []struct {
+		name string
+		link emu.Config
+	}{
+		{"mtu=1500", emu.Config{MTU: 1500}},
+		{"mtu=9000", emu.Config{MTU: 9000}},
+		// A link with a veth pair's offloads: super-segments and no
+		// checksums, as over an offloading TUN device.
+		{"mtu=1500,gso", emu.Config{MTU: 1500, GSOMaxSize: emu.MaxGSOSize}},
+	} {
+		b.Run(lc.name, func(b *testing.B) {
 			wbuf, rbuf := make([]byte, 256<<10), make([]byte, 256<<10)
 			for i := range wbuf {
 				wbuf[i] = byte(i * 7)
@@ -213,7 +221,7 @@ func BenchmarkStackVsGVisor(b *testing.B) {
 			// No SetBytes: an iteration's time includes opening and warming
 			// up the connections; the Gbit/s below count the timed moves.
 			for b.Loop() {
-				u, g := umptcpPair(b, mtu), gvisorPair(b, mtu)
+				u, g := umptcpPair(b, lc.link), gvisorPair(b, lc.link)
 				// Warm both up (slow start, buffer auto-tuning), untimed.
 				for _, p := range []*conns{u, g} {
 					move(b, p.client, p.server, streamChunk/4, wbuf, rbuf)
@@ -244,7 +252,7 @@ func BenchmarkStackVsGVisor(b *testing.B) {
 // BenchmarkStackUmptcp is the umptcp half of BenchmarkStackVsGVisor alone,
 // for profiling.
 func BenchmarkStackUmptcp(b *testing.B) {
-	u := umptcpPair(b, benchMTU)
+	u := umptcpPair(b, emu.Config{MTU: benchMTU})
 	defer u.close()
 	wbuf, rbuf := make([]byte, 256<<10), make([]byte, 256<<10)
 	b.SetBytes(2 * streamChunk)
@@ -257,7 +265,7 @@ func BenchmarkStackUmptcp(b *testing.B) {
 
 // BenchmarkStackGVisor is the gVisor half, for profiling.
 func BenchmarkStackGVisor(b *testing.B) {
-	g := gvisorPair(b, benchMTU)
+	g := gvisorPair(b, emu.Config{MTU: benchMTU})
 	defer g.close()
 	wbuf, rbuf := make([]byte, 256<<10), make([]byte, 256<<10)
 	b.SetBytes(2 * streamChunk)
