@@ -67,8 +67,8 @@ func (e *endpoint) HeadersFromBytes() bool { return true }
 
 // Capabilities implements stack.LinkEndpoint. By default none: the sending
 // stack computes checksums and the receiving one verifies them, which is what
-// makes Config.Corrupt detectable. Config.ChecksumOffload turns both off for
-// one direction.
+// makes Config.Corrupt detectable. Config.ChecksumOffload or GSOMaxSize turns
+// both off for one direction.
 func (e *endpoint) Capabilities() stack.LinkEndpointCapabilities {
 	var c stack.LinkEndpointCapabilities
 	if tx := e.link.dirs[e.tx].cfg.Load(); tx.ChecksumOffload || tx.GSOMaxSize != 0 {
