@@ -719,23 +719,14 @@ func (c *Conn) unmapped(s *sub) bool {
 	if _, _, ok := s.sf.NextRX(); ok {
 		return true
 	}
-	// Fall back only where that cannot deliver bad data: never after we
-	// dropped a mapping that failed its checksum (the unmapped bytes would
-	// take the dropped ones' place), and never after a DSS checksum
-	// verified on this subflow (Linux's subflow_can_fallback has the same
-	// rule): the path keeps our options, so data without them is
-	// corruption or injection. Unless both ends agreed to fall back
-	// (MP_FAIL answered with an infinite mapping, §3.7): the peer's data
-	// then comes without DSS by design (Linux sends plain TCP from then on).
+	// Fall back only where that cannot deliver bad data: never after a DSS
+	// checksum verified on this subflow (Linux's subflow_can_fallback has
+	// the same rule), and never after we dropped a mapping that failed its
+	// checksum: the unmapped bytes would take the dropped ones' place.
 	c.stateMu.Lock()
 	dropped := c.failPending
 	c.stateMu.Unlock()
-	agreed := false
-	switch subflow.FallbackReason(c.fallback.Load()) {
-	case subflow.FallbackChecksum, subflow.FallbackInfiniteMapping:
-		agreed = true
-	}
-	if !dropped && (agreed || (c.canFallback() && !s.csumSeen)) {
+	if c.canFallback() && !s.csumSeen && !dropped {
 		// One counter per fallback, as Linux counts it: an initiator that
 		// has not seen the peer's DSS yet counts MPCapableDataFallback
 		// (check_fully_established), any other DssFallback
