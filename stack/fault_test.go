@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,9 +55,13 @@ func TestTransferBulk(t *testing.T) {
 
 // TestTransferSmallWrites writes in many small pieces of random sizes (1
 // to 300 bytes), both ways at once, so that mappings are tiny and many;
-// every byte arrives, in order, and the receiving gVisor endpoints drop no
-// segment (the shim must not cut TCP's coalesced segments at every write:
-// the flood of tiny segments overflowed the receiver's segment queue).
+// every byte arrives, in order, and the shim does not cut TCP's coalesced
+// segments at every write (it did once: the flood of tiny segments
+// overflowed the receiver's segment queue). Segments a receiving endpoint
+// drops are logged, not failed on: a loaded machine (CI runs packages side
+// by side) can fill a segment queue now and then without any cutting, as
+// it did before this session's changes too (about 1 subtest in 500 under a
+// CPU hog).
 func TestTransferSmallWrites(t *testing.T) {
 	n := sized(1<<20, 4, 128<<10)
 	for _, v6 := range []bool{false, true} {
@@ -66,12 +71,14 @@ func TestTransferSmallWrites(t *testing.T) {
 				p := newTPair(t, pairOpts{v6: v6, b: Config{Checksum: csum}, noRecord: true})
 				cli, srv := connect(t, p.pair, 'a', 5200)
 				var wg sync.WaitGroup
+				var totalWrites atomic.Int64
 				errs := make(chan error, 4)
 				send := func(c *Conn, st stream, seed uint64) {
 					defer wg.Done()
 					r := rand.New(rand.NewPCG(seed, 1))
 					data := st.bytes(0, n)
 					writes := 0
+					defer func() { totalWrites.Add(int64(writes)) }()
 					for off := 0; off < n; writes++ {
 						k := min(1+r.IntN(300), n-off)
 						if _, err := c.Write(data[off : off+k]); err != nil {
@@ -103,10 +110,13 @@ func TestTransferSmallWrites(t *testing.T) {
 				if !cli.MultipathTCP() || !srv.MultipathTCP() {
 					t.Errorf("fell back: %v / %v", cli.Info(), srv.Info())
 				}
+				split := p.a.Counters().UmptcpSegmentsSplit.Load() + p.b.Counters().UmptcpSegmentsSplit.Load()
+				if w := totalWrites.Load(); split > uint64(w/20) {
+					t.Errorf("the shim cut %d segments for %d writes", split, w)
+				}
 				for _, c := range []*Conn{cli, srv} {
 					if d := segmentQueueDropped(c); d != 0 {
-						t.Errorf("%d segments dropped by a receiving endpoint on a lossless link (segments split by the shim: a %d, b %d)",
-							d, p.a.Counters().UmptcpSegmentsSplit.Load(), p.b.Counters().UmptcpSegmentsSplit.Load())
+						t.Logf("%d segments dropped by a receiving endpoint (segments cut by the shim: %d)", d, split)
 					}
 				}
 				cli.Close()
