@@ -35,7 +35,7 @@ type Counters struct {
 	MPFastcloseRx           atomic.Uint64
 	MPRstTx                 atomic.Uint64
 	MPRstRx                 atomic.Uint64
-	MPCurrEstab             atomic.Uint64 // connections established with MPTCP now open (a gauge)
+	MPCurrEstab             atomic.Uint64 // MPTCP connections not yet gone from the stack, closing ones included (a gauge; Linux counts ESTABLISHED and CLOSE_WAIT only)
 	DssFallback             atomic.Uint64 // fell back: data, or an acknowledgment of ours, without DSS (options stripped)
 	MPCapableDataFallback   atomic.Uint64 // initiator fell back: no DSS from the peer before our keys were confirmed
 

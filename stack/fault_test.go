@@ -59,9 +59,8 @@ func TestTransferBulk(t *testing.T) {
 // segments at every write (it did once: the flood of tiny segments
 // overflowed the receiver's segment queue). Segments a receiving endpoint
 // drops are logged, not failed on: a loaded machine (CI runs packages side
-// by side) can fill a segment queue now and then without any cutting, as
-// it did before this session's changes too (about 1 subtest in 500 under a
-// CPU hog).
+// by side) can fill a segment queue now and then without any cutting
+// (about 1 subtest in 500 under a CPU hog, at 5ef0067 as later).
 func TestTransferSmallWrites(t *testing.T) {
 	n := sized(1<<20, 4, 128<<10)
 	for _, v6 := range []bool{false, true} {
@@ -615,8 +614,9 @@ func TestRTORecoveryAfterBlackhole(t *testing.T) {
 // fires on the second ACK of the second round whenever the receiver
 // acknowledges one flight in two ACKs. The connection keeps that
 // ssthresh for good. Over an unlimited emu link a fraction of fresh
-// connections end near 30 segments where the others reach hundreds
-// (about a quarter of umptcp's; plain gVisor TCP's too, about a tenth).
+// connections end near 30 segments where the others reach hundreds, on
+// either stack: a tenth to a third of them, depending on the traffic
+// (docs/DESIGN.md has the samples).
 func TestSlowStartExitOnFastPath(t *testing.T) {
 	if os.Getenv("UMPTCP_GVISOR_BUGS") == "" {
 		t.Skip("reproduces an open gVisor HyStart bug (docs/DESIGN.md); run with UMPTCP_GVISOR_BUGS=1")
