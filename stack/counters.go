@@ -47,6 +47,7 @@ type Counters struct {
 	UmptcpBadFastClose      atomic.Uint64 // MP_FASTCLOSE with a key that is not ours (ignored)
 	UmptcpPendingDropped    atomic.Uint64 // MP_CAPABLE SYNs refused: too many half-open handshakes
 	UmptcpSegmentsSplit     atomic.Uint64 // outgoing segments cut at a mapping boundary
+	UmptcpGSOSuperSegments  atomic.Uint64 // super-segments cut by the stack's software segmentation offload
 	UmptcpPureACKsSent      atomic.Uint64 // option-only ACKs we synthesised (DATA_ACK, DATA_FIN)
 	UmptcpRXMappingsDropped atomic.Uint64 // received mappings over the per-subflow limit
 	UmptcpChecksumPresence  atomic.Uint64 // DSS checksum present without negotiation, or missing with it

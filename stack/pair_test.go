@@ -29,6 +29,12 @@ func newPair(t testing.TB, v6 bool, aCfg, bCfg Config, ab, ba emu.Config) *pair 
 // stacks' links (Link.TxQueueLen).
 func newPairQueued(t testing.TB, v6 bool, aCfg, bCfg Config, ab, ba emu.Config, qlen int) *pair {
 	t.Helper()
+	return newPairWith(t, v6, aCfg, bCfg, ab, ba, func(l *Link) { l.TxQueueLen = qlen })
+}
+
+// newPairWith is newPair with each stack's Link passed through set first.
+func newPairWith(t testing.TB, v6 bool, aCfg, bCfg Config, ab, ba emu.Config, set func(*Link)) *pair {
+	t.Helper()
 	l, err := emu.NewLink(ab, ba)
 	if err != nil {
 		t.Fatal(err)
@@ -39,8 +45,10 @@ func newPairQueued(t testing.TB, v6 bool, aCfg, bCfg Config, ab, ba emu.Config, 
 		pa, pb = netip.MustParsePrefix("fd07::1/64"), netip.MustParsePrefix("fd07::2/64")
 	}
 	p.aAddr, p.bAddr = pa.Addr(), pb.Addr()
-	aCfg.Links = []Link{{Name: "a", Endpoint: l.A(), Addrs: []netip.Prefix{pa}, TxQueueLen: qlen}}
-	bCfg.Links = []Link{{Name: "b", Endpoint: l.B(), Addrs: []netip.Prefix{pb}, TxQueueLen: qlen}}
+	aCfg.Links = []Link{{Name: "a", Endpoint: l.A(), Addrs: []netip.Prefix{pa}}}
+	bCfg.Links = []Link{{Name: "b", Endpoint: l.B(), Addrs: []netip.Prefix{pb}}}
+	set(&aCfg.Links[0])
+	set(&bCfg.Links[0])
 	if p.a, err = New(aCfg); err != nil {
 		t.Fatal(err)
 	}

@@ -35,6 +35,9 @@ type shim struct {
 	// inPlace: the child reads outgoing packets only as bytes, so the shim
 	// may grow a TCP header in the packet's headroom (see growInPlace).
 	inPlace bool
+	// swGSO: the shim offers gVisor segmentation offload the child lacks
+	// and cuts super-segments itself (gso.go). Only on inPlace links.
+	swGSO   bool
 	lastOut atomic.Pointer[flow]
 	lastIn  atomic.Pointer[flow]
 
@@ -84,8 +87,9 @@ func (sh *shim) MaxHeaderLength() uint16 {
 
 // newShim wraps child. With queueLen > 0, a transmit queue of that many
 // packets and its writer goroutine stand between the shim and the child
-// until Close.
-func newShim(st *Stack, child stack.LinkEndpoint, queueLen int) *shim {
+// until Close. softGSO lets the shim do segmentation offload for a child
+// that has none.
+func newShim(st *Stack, child stack.LinkEndpoint, queueLen int, softGSO bool) *shim {
 	sh := &shim{st: st, child: child}
 	if queueLen > 0 {
 		sh.txq = newTxQueue(queueLen, child.WritePackets, &st.counters)
@@ -93,6 +97,7 @@ func newShim(st *Stack, child stack.LinkEndpoint, queueLen int) *shim {
 	if hb, ok := child.(headersFromBytes); ok && hb.HeadersFromBytes() && child.ARPHardwareType() == header.ARPHardwareNone {
 		sh.inPlace = true
 	}
+	sh.swGSO = softGSO && sh.inPlace && !childHasGSO(child)
 	sh.Endpoint.Init(child, sh)
 	return sh
 }
@@ -282,12 +287,12 @@ func (v *tcpView) keyIn() flowKey {
 func (sh *shim) outbound(pkt *stack.PacketBuffer, b *txBatch, origin int) {
 	v, ok := outgoingView(pkt, sh.inPlace)
 	if !ok {
-		b.push(pkt.IncRef(), origin, nil)
+		sh.push(b, pkt.IncRef(), origin, nil)
 		return
 	}
 	f := sh.flowOut(v.keyOut())
 	if f == nil {
-		b.push(pkt.IncRef(), origin, nil)
+		sh.push(b, pkt.IncRef(), origin, nil)
 		return
 	}
 	if f.peerReset.Load() {
@@ -316,16 +321,16 @@ func (sh *shim) outbound(pkt *stack.PacketBuffer, b *txBatch, origin int) {
 	var buf [options.MaxTCPOptionsLen]byte
 	mp, split, sent := f.sf.Outgoing(buf[:0], seg, cs)
 	if len(mp) == 0 && split == 0 {
-		b.push(pkt.IncRef(), origin, f)
+		sh.push(b, pkt.IncRef(), origin, f)
 		return
 	}
 	sh.countTX(f, sent)
 	if split == 0 {
 		if sh.inPlace && sh.growInPlace(pkt, &v, mp) {
-			b.push(pkt.IncRef(), origin, f)
+			sh.push(b, pkt.IncRef(), origin, f)
 			return
 		}
-		b.push(sh.rebuild(pkt, &v, mp, 0, v.payload, seg.Flags), origin, f)
+		sh.push(b, sh.rebuild(pkt, &v, mp, 0, v.payload, seg.Flags), origin, f)
 		return
 	}
 	// The payload spans mappings: one segment per mapping (DESIGN.md).
@@ -345,13 +350,13 @@ func (sh *shim) outbound(pkt *stack.PacketBuffer, b *txBatch, origin int) {
 				rest.Seq, rest.PayloadLen, rest.Rest = seg.Seq+uint32(off), 0, true
 				mp, _, sent = f.sf.Outgoing(buf[:0], rest, cs)
 				sh.countTX(f, sent)
-				b.push(sh.rebuild(pkt, &v, mp, off, 0, seg.Flags), origin, f)
+				sh.push(b, sh.rebuild(pkt, &v, mp, off, 0, seg.Flags), origin, f)
 				return
 			}
 		} else if split > 0 && off+split < v.payload {
 			sh.st.counters.UmptcpSegmentsSplit.Add(1)
 			flags := seg.Flags &^ (subflow.FlagFIN | subflow.FlagPSH)
-			b.push(sh.rebuild(pkt, &v, mp, off, split, flags), origin, f)
+			sh.push(b, sh.rebuild(pkt, &v, mp, off, split, flags), origin, f)
 			off += split
 		} else {
 			break
@@ -363,7 +368,7 @@ func (sh *shim) outbound(pkt *stack.PacketBuffer, b *txBatch, origin int) {
 		mp, split, sent = f.sf.Outgoing(buf[:0], rest, cs)
 		sh.countTX(f, sent)
 	}
-	b.push(sh.rebuild(pkt, &v, mp, off, v.payload-off, seg.Flags), origin, f)
+	sh.push(b, sh.rebuild(pkt, &v, mp, off, v.payload-off, seg.Flags), origin, f)
 }
 
 func (f *flow) connState() subflow.ConnState {

@@ -82,7 +82,7 @@ func newShimFixtureQueued(tb testing.TB, inPlace bool, qlen int) *shimFixture {
 	st.cfg.setDefaults()
 	st.tokens = map[uint32]struct{}{}
 	st.conns = map[*Conn]struct{}{}
-	sh := newShim(st, child, qlen)
+	sh := newShim(st, child, qlen, false)
 	tb.Cleanup(sh.Close)
 	if sh.inPlace != inPlace {
 		tb.Fatalf("shim in-place %v, want %v", sh.inPlace, inPlace)

@@ -49,6 +49,11 @@ type Link struct {
 	// TUN device is a syscall that runs the host's receive path (see
 	// txQueue). 0 writes in the sending goroutine.
 	TxQueueLen int
+	// NoSoftwareGSO turns off the segmentation offload the stack does for
+	// an Endpoint that has none (umptcp's emu and tun endpoints without
+	// offloads): gVisor's TCP then sends every segment through its whole
+	// send path rather than up to 64 KiB at once for the stack to cut.
+	NoSoftwareGSO bool
 }
 
 // Config configures a Stack. The zero value of each field is a sensible
@@ -179,7 +184,7 @@ func New(cfg Config) (*Stack, error) {
 	var routes []tcpip.Route
 	for i, l := range cfg.Links {
 		nic := tcpip.NICID(i + 1)
-		sh := newShim(s, l.Endpoint, l.TxQueueLen)
+		sh := newShim(s, l.Endpoint, l.TxQueueLen, !l.NoSoftwareGSO)
 		s.shims = append(s.shims, sh)
 		if err := gs.CreateNICWithOptions(nic, sh, gstack.NICOptions{Name: l.Name}); err != nil {
 			return fail(fmt.Errorf("umptcp: link %q: %s", l.Name, err))
