@@ -43,6 +43,9 @@ func TestChecksum(t *testing.T) {
 		{name: "kernel-asks", kernelAsks: true,
 			env: env{peerSysctls: []string{"net.mptcp.checksum_enabled=1"}, snaplen: -1}},
 		{name: "umptcp-asks", env: env{stack: stack.Config{Checksum: true}, snaplen: -1}},
+		// The TUN endpoint without offloads: umptcp cuts its segments
+		// itself (software GSO), each repeating its mapping and checksum.
+		{name: "umptcp-asks-generic-path", env: env{stack: stack.Config{Checksum: true}, snaplen: -1, noOffload: true}},
 	}
 	for _, tc := range cases {
 		eachVariant(t, tc.name, func(t *testing.T, v6 bool, r role) {

@@ -101,6 +101,9 @@ type env struct {
 	// lossy: the path drops packets, so the handshake may be sent again
 	// and its counters count each copy.
 	lossy bool
+	// noOffload: the TUN endpoint's generic path, no offloads (see
+	// Options.DisableOffload).
+	noOffload bool
 }
 
 type session struct {
@@ -129,7 +132,7 @@ type session struct {
 func open(t *testing.T, r role, e env) *session {
 	t.Helper()
 	requireSuite(t)
-	tp := New(t, Options{Middlebox: e.middlebox, Stack: e.stack})
+	tp := New(t, Options{Middlebox: e.middlebox, Stack: e.stack, DisableOffload: e.noOffload})
 	s := &session{t: t, role: r, env: e, tp: tp}
 	for _, kv := range e.peerSysctls {
 		k, v, _ := strings.Cut(kv, "=")

@@ -43,6 +43,9 @@ type Options struct {
 	MTU int
 	// Driver selects the TUN backend.
 	Driver tun.Driver
+	// DisableOffload puts the TUN endpoint on its generic path (no GSO,
+	// full checksums): the stack then segments TCP itself (software GSO).
+	DisableOffload bool
 }
 
 // Topology is a running setup. Everything is removed by the test's cleanup.
@@ -117,7 +120,7 @@ func New(t testing.TB, o Options) *Topology {
 		dev.Close()
 		t.Fatalf("interop topology: %v", err)
 	}
-	ep, err := tun.NewEndpoint(dev, tun.EndpointOptions{})
+	ep, err := tun.NewEndpoint(dev, tun.EndpointOptions{DisableOffload: o.DisableOffload})
 	if err != nil {
 		dev.Close()
 		t.Fatalf("interop topology: %v", err)
