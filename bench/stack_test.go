@@ -40,16 +40,18 @@ type conns struct {
 	close          func()
 }
 
-func umptcpPair(tb testing.TB, link emu.Config) *conns {
+// umptcpPair connects two umptcp stacks over link; noSoftGSO sets their
+// Links' NoSoftwareGSO.
+func umptcpPair(tb testing.TB, link emu.Config, noSoftGSO bool) *conns {
 	l, err := emu.NewLink(link, link)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	a, err := stack.New(stack.Config{Links: []stack.Link{{Name: "a", Endpoint: l.A(), Addrs: []netip.Prefix{addrA}}}})
+	a, err := stack.New(stack.Config{Links: []stack.Link{{Name: "a", Endpoint: l.A(), Addrs: []netip.Prefix{addrA}, NoSoftwareGSO: noSoftGSO}}})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	b, err := stack.New(stack.Config{Links: []stack.Link{{Name: "b", Endpoint: l.B(), Addrs: []netip.Prefix{addrB}}}})
+	b, err := stack.New(stack.Config{Links: []stack.Link{{Name: "b", Endpoint: l.B(), Addrs: []netip.Prefix{addrB}, NoSoftwareGSO: noSoftGSO}}})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -191,14 +193,20 @@ func gbps(n int, d time.Duration) float64 { return float64(n) * 8 / d.Seconds() 
 // not the stack.
 func BenchmarkStackVsGVisor(b *testing.B) {
 	for _, lc := range []struct {
-		name string
-		link emu.Config
+		name      string
+		link      emu.Config
+		noSoftGSO bool
 	}{
-		{"mtu=1500", emu.Config{MTU: 1500}},
-		{"mtu=9000", emu.Config{MTU: 9000}},
+		{"mtu=1500", emu.Config{MTU: 1500}, false},
+		{"mtu=9000", emu.Config{MTU: 9000}, false},
+		// umptcp without its software segmentation offload (the stack's
+		// default on links without offloads, such as these): gVisor's TCP
+		// sends every segment through its whole send path, as it does in
+		// the plain gVisor reference. The cost of MPTCP per segment.
+		{"mtu=1500,no-soft-gso", emu.Config{MTU: 1500}, true},
 		// A link with a veth pair's offloads: super-segments and no
 		// checksums, as over an offloading TUN device.
-		{"mtu=1500,gso", emu.Config{MTU: 1500, GSOMaxSize: emu.MaxGSOSize}},
+		{"mtu=1500,gso", emu.Config{MTU: 1500, GSOMaxSize: emu.MaxGSOSize}, false},
 	} {
 		b.Run(lc.name, func(b *testing.B) {
 			wbuf, rbuf := make([]byte, 256<<10), make([]byte, 256<<10)
@@ -221,7 +229,7 @@ func BenchmarkStackVsGVisor(b *testing.B) {
 			// No SetBytes: an iteration's time includes opening and warming
 			// up the connections; the Gbit/s below count the timed moves.
 			for b.Loop() {
-				u, g := umptcpPair(b, lc.link), gvisorPair(b, lc.link)
+				u, g := umptcpPair(b, lc.link, lc.noSoftGSO), gvisorPair(b, lc.link)
 				// Warm both up (slow start, buffer auto-tuning), untimed.
 				for _, p := range []*conns{u, g} {
 					move(b, p.client, p.server, streamChunk/4, wbuf, rbuf)
@@ -252,7 +260,7 @@ func BenchmarkStackVsGVisor(b *testing.B) {
 // BenchmarkStackUmptcp is the umptcp half of BenchmarkStackVsGVisor alone,
 // for profiling.
 func BenchmarkStackUmptcp(b *testing.B) {
-	u := umptcpPair(b, emu.Config{MTU: benchMTU})
+	u := umptcpPair(b, emu.Config{MTU: benchMTU}, false)
 	defer u.close()
 	wbuf, rbuf := make([]byte, 256<<10), make([]byte, 256<<10)
 	b.SetBytes(2 * streamChunk)
