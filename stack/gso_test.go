@@ -19,7 +19,7 @@ import (
 // gsoEndpoint is a bytes sink that segments super-segments itself.
 type gsoEndpoint struct{ bytesSink }
 
-func (*gsoEndpoint) GSOMaxSize() uint32                  { return 1 << 16 }
+func (*gsoEndpoint) GSOMaxSize() uint32                { return 1 << 16 }
 func (*gsoEndpoint) SupportedGSO() gstack.SupportedGSO { return gstack.HostGSOSupported }
 
 // TestSoftwareGSOChoice: the shim offers segmentation offload only to a
