@@ -52,6 +52,25 @@ func TestSoftwareGSOChoice(t *testing.T) {
 	}
 }
 
+// TestSoftwareGSOSize: the super-segment size leaves room for a whole
+// number of IPv4 segments of gVisor's size, within the 16-bit length.
+func TestSoftwareGSOSize(t *testing.T) {
+	for _, mtu := range []uint32{1280, 1500, 4000, 9000, 16000, 32000, 65535} {
+		size := softwareGSOSize(mtu)
+		if size > softwareGSOMaxSize {
+			t.Errorf("MTU %d: size %d above %d", mtu, size, softwareGSOMaxSize)
+		}
+		mss := int(mtu) - 80
+		room := int(size) - header.TCPTotalHeaderMaximumSize - 1
+		if room/mss >= 2 && room%mss != 0 {
+			t.Errorf("MTU %d: size %d leaves %d payload bytes, not a multiple of %d", mtu, size, room, mss)
+		}
+	}
+	if want := uint32(46*1420 + header.TCPTotalHeaderMaximumSize + 1); softwareGSOSize(1500) != want {
+		t.Errorf("MTU 1500: %d, want %d", softwareGSOSize(1500), want)
+	}
+}
+
 // superSegment builds a TCP super-segment as gVisor's TCP hands it to a
 // link with host GSO: IPv4 and TCP headers with timestamps, the checksum
 // field holding the pseudo-header's sum (CHECKSUM_PARTIAL), GSO options
