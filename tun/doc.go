@@ -28,7 +28,9 @@
 // Generic path (other OSes, water, or EndpointOptions.DisableOffload). Batched Read and
 // Write through the driver (BatchSize packets per call: 128 for wireguard-go on Linux,
 // which still coalesces written TCP with GRO and splits read super-packets; 1 elsewhere),
-// pooled 64 KiB buffers, one copy each way, full checksums computed by gVisor.
+// pooled 64 KiB buffers, one copy each way, full checksums computed by gVisor. Under
+// umptcp's stack the option shim offers gVisor segmentation offload on this path and cuts
+// the super-segments itself, computing each segment's checksum (stack.Link.NoSoftwareGSO).
 //
 // One goroutine per endpoint, routineReadFromTUN, reads and delivers to the attached
 // dispatcher. It starts at the first Attach with a dispatcher and ends when the device is
