@@ -13,6 +13,7 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/link/nested"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
@@ -106,12 +107,33 @@ func newGVisor(tb testing.TB, ep gstack.LinkEndpoint, p netip.Prefix) *gstack.St
 	return s
 }
 
-func gvisorPair(tb testing.TB, link emu.Config) *conns {
+// gvisorGSO offers gVisor's own software segmentation offload on a link
+// that has none: gVisor's TCP then builds super-segments and cuts them
+// itself (GVisorGSOSupported, as gVisor's fdbased endpoint can ask for),
+// each segment still going down its IP path one by one.
+type gvisorGSO struct{ nested.Endpoint }
+
+func withGVisorGSO(child gstack.LinkEndpoint) gstack.LinkEndpoint {
+	e := &gvisorGSO{}
+	e.Endpoint.Init(child, e)
+	return e
+}
+
+func (*gvisorGSO) SupportedGSO() gstack.SupportedGSO { return gstack.GVisorGSOSupported }
+func (*gvisorGSO) GSOMaxSize() uint32                { return gstack.GVisorGSOMaxSize }
+
+// gvisorPair connects two plain gVisor stacks over link; gvGSO puts
+// gVisor's own software GSO on both (see gvisorGSO).
+func gvisorPair(tb testing.TB, link emu.Config, gvGSO bool) *conns {
 	l, err := emu.NewLink(link, link)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	a, b := newGVisor(tb, l.A(), addrA), newGVisor(tb, l.B(), addrB)
+	epA, epB := l.A(), l.B()
+	if gvGSO {
+		epA, epB = withGVisorGSO(epA), withGVisorGSO(epB)
+	}
+	a, b := newGVisor(tb, epA, addrA), newGVisor(tb, epB, addrB)
 	ln, err := gonet.ListenTCP(b, tcpip.FullAddress{NIC: 1, Port: 7000}, ipv4.ProtocolNumber)
 	if err != nil {
 		tb.Fatal(err)
@@ -195,18 +217,23 @@ func BenchmarkStackVsGVisor(b *testing.B) {
 	for _, lc := range []struct {
 		name      string
 		link      emu.Config
-		noSoftGSO bool
+		noSoftGSO bool // umptcp without its software GSO
+		gvGSO     bool // plain gVisor with its own software GSO
 	}{
-		{"mtu=1500", emu.Config{MTU: 1500}, false},
-		{"mtu=9000", emu.Config{MTU: 9000}, false},
+		{"mtu=1500", emu.Config{MTU: 1500}, false, false},
+		{"mtu=9000", emu.Config{MTU: 9000}, false, false},
 		// umptcp without its software segmentation offload (the stack's
 		// default on links without offloads, such as these): gVisor's TCP
 		// sends every segment through its whole send path, as it does in
 		// the plain gVisor reference. The cost of MPTCP per segment.
-		{"mtu=1500,no-soft-gso", emu.Config{MTU: 1500}, true},
+		{"mtu=1500,no-soft-gso", emu.Config{MTU: 1500}, true, false},
+		// The reference given gVisor's own software GSO: its TCP builds
+		// super-segments and cuts them before its IP layer, where umptcp
+		// cuts them below, in the shim.
+		{"mtu=1500,gvisor-gso", emu.Config{MTU: 1500}, false, true},
 		// A link with a veth pair's offloads: super-segments and no
 		// checksums, as over an offloading TUN device.
-		{"mtu=1500,gso", emu.Config{MTU: 1500, GSOMaxSize: emu.MaxGSOSize}, false},
+		{"mtu=1500,gso", emu.Config{MTU: 1500, GSOMaxSize: emu.MaxGSOSize}, false, false},
 	} {
 		b.Run(lc.name, func(b *testing.B) {
 			wbuf, rbuf := make([]byte, 256<<10), make([]byte, 256<<10)
@@ -229,7 +256,7 @@ func BenchmarkStackVsGVisor(b *testing.B) {
 			// No SetBytes: an iteration's time includes opening and warming
 			// up the connections; the Gbit/s below count the timed moves.
 			for b.Loop() {
-				u, g := umptcpPair(b, lc.link, lc.noSoftGSO), gvisorPair(b, lc.link)
+				u, g := umptcpPair(b, lc.link, lc.noSoftGSO), gvisorPair(b, lc.link, lc.gvGSO)
 				// Warm both up (slow start, buffer auto-tuning), untimed.
 				for _, p := range []*conns{u, g} {
 					move(b, p.client, p.server, streamChunk/4, wbuf, rbuf)
@@ -273,7 +300,7 @@ func BenchmarkStackUmptcp(b *testing.B) {
 
 // BenchmarkStackGVisor is the gVisor half, for profiling.
 func BenchmarkStackGVisor(b *testing.B) {
-	g := gvisorPair(b, emu.Config{MTU: benchMTU})
+	g := gvisorPair(b, emu.Config{MTU: benchMTU}, false)
 	defer g.close()
 	wbuf, rbuf := make([]byte, 256<<10), make([]byte, 256<<10)
 	b.SetBytes(2 * streamChunk)
