@@ -25,9 +25,12 @@ import (
 // gVisor skips the unknown kind 30.
 //
 // gVisor computes the TCP checksum of outgoing segments; the shim updates it
-// for the bytes it adds without touching the payload again. On the way in
-// it verifies the checksum once, before trusting any option, and tells
-// gVisor not to verify it again.
+// for the bytes it adds without touching the payload again. On a link
+// without segmentation offload the shim offers gVisor its own (gso.go):
+// gVisor then sends super-segments with partial checksums, and the shim
+// cuts them and sums each segment once. On the way in it verifies the
+// checksum once, before trusting any option, and tells gVisor not to
+// verify it again.
 type shim struct {
 	nested.Endpoint
 	st    *Stack
