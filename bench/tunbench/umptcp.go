@@ -12,7 +12,12 @@ import (
 	umptcp "github.com/umptcp/umptcp/stack"
 )
 
-func init() { registerUserspaceMPTCP("umptcp", newUmptcp) }
+func init() {
+	registerUserspaceMPTCP("umptcp", newUmptcp)
+	// The endpoint's generic path, as on macOS and the BSDs: no offloads, so
+	// the stack cuts gVisor's super-segments itself (software GSO).
+	userspaceRows = append(userspaceRows, userspaceRow{name: "umptcp-generic", factory: newUmptcp, generic: true, mptcp: true})
+}
 
 // umptcpStack is umptcp on the harness's TUN endpoint, talking MPTCP to the
 // kernel's MPTCP server, with the same gVisor TCP settings as the
