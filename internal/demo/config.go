@@ -83,6 +83,12 @@ type Config struct {
 	// ProgressInterval is the time between reports; 0 means 250ms for
 	// ProgressLive and 1s for ProgressLines.
 	ProgressInterval time.Duration
+
+	// rfc6675 gives both stacks gVisor's RFC 6675 loss recovery instead
+	// of its default, RACK, for tests whose subject is not loss recovery:
+	// RACK can crawl for minutes after a retransmission timeout (a gVisor
+	// flaw, docs/DESIGN.md), which would time such a test out.
+	rfc6675 bool
 }
 
 // withDefaults returns c with its zero fields set, or a *UsageError.

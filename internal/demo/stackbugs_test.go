@@ -135,10 +135,15 @@ func TestStackBugLossyPathFallsBack(t *testing.T) {
 //     segment with the same TCP ack and data ack ...321289, then ...739077
 //     again). Fix: never send less than s.sentDataAck, or update both under
 //     one lock.
+//
+// The runs use gVisor's RFC 6675 loss recovery: the default path's shallow
+// queue drops packets, and RACK's crawl after a retransmission timeout (a
+// gVisor flaw, docs/DESIGN.md) timed this test out in CI about one run in
+// ten; the DATA_ACK's order on the wire does not depend on the recovery.
 func TestStackBugDataAckBackwards(t *testing.T) {
 	for i := range seeds(8) {
 		var pcap bytes.Buffer
-		res, err := mustRun(t, Config{Size: 3 << 20, Seed: uint64(i + 1), Pcap: &pcap, Snaplen: 128})
+		res, err := mustRun(t, Config{Size: 3 << 20, Seed: uint64(i + 1), Pcap: &pcap, Snaplen: 128, rfc6675: true})
 		if err != nil || !res.OK() {
 			t.Fatalf("run %d: %v", i, err)
 		}

@@ -5,6 +5,9 @@ import (
 	"math/rand/v2"
 	"net/netip"
 
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+
 	"github.com/umptcp/umptcp/emu"
 	"github.com/umptcp/umptcp/stack"
 )
@@ -99,6 +102,14 @@ func newTopology(cfg Config) (t *topology, err error) {
 	}
 	if t.server, err = stack.New(stack.Config{Links: sl, Checksum: cfg.Checksum, Rand: keys(seedServerKeys)}); err != nil {
 		return nil, fmt.Errorf("server stack: %w", err)
+	}
+	if cfg.rfc6675 {
+		opt := tcpip.TCPRecovery(0)
+		for _, s := range []*stack.Stack{t.client, t.server} {
+			if err := s.GVisor().SetTransportProtocolOption(tcp.ProtocolNumber, &opt); err != nil {
+				return nil, fmt.Errorf("loss recovery: %s", err)
+			}
+		}
 	}
 	return t, nil
 }
