@@ -2,7 +2,6 @@ package stack
 
 import (
 	"gvisor.dev/gvisor/pkg/buffer"
-	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 
@@ -162,31 +161,14 @@ func (sh *shim) segment(b *txBatch, pkt *stack.PacketBuffer, origin int, f *flow
 		th.SetFlags(uint8(fl))
 		nh := np.NetworkHeader().Push(ipLen)
 		copy(nh, v.ipHdr)
-		if v.v6 {
-			header.IPv6(nh).SetPayloadLength(uint16(tcpLen + n))
-		} else {
-			ip := header.IPv4(nh)
-			ip.SetTotalLength(uint16(ipLen + tcpLen + n))
-			ip.SetID(id + uint16(i))
-			ip.SetChecksum(0)
-			ip.SetChecksum(^ip.CalculateChecksum())
+		if !v.v6 {
+			header.IPv4(nh).SetID(id + uint16(i))
 		}
+		setIPLength(nh, tcpLen+n)
 		setTCPChecksum(v.src, v.dst, th, n, sum)
-		np.NetworkProtocolNumber = pkt.NetworkProtocolNumber
-		np.TransportProtocolNumber = header.TCPProtocolNumber
-		np.EgressRoute = pkt.EgressRoute
-		np.Hash = pkt.Hash
-		np.Owner = pkt.Owner
+		inheritTx(np, pkt)
 		b.push(np, origin, f)
 		off += n
 	}
 	pkt.DecRef()
-}
-
-// setTCPChecksum computes th's checksum for a payload of n bytes summing to
-// payloadSum.
-func setTCPChecksum(src, dst []byte, th header.TCP, n int, payloadSum uint16) {
-	th.SetChecksum(0)
-	sum := checksum.Combine(pseudoSum(src, dst, len(th)+n), checksum.Checksum(th, 0))
-	th.SetChecksum(^checksum.Combine(sum, payloadSum))
 }

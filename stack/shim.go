@@ -535,23 +535,13 @@ func (sh *shim) capMSS(pkt *stack.PacketBuffer, ipLen, tcpHdrLen int) {
 // whose TCP header became th, and keeps a super-segment's cuts within the
 // MTU.
 func (sh *shim) finishTCP(pkt *stack.PacketBuffer, nh []byte, th header.TCP, src, dst []byte, payload int, partial bool, payloadSum uint16) {
-	tcpLen := len(th) + payload
-	if nh[0]>>4 == 6 {
-		header.IPv6(nh).SetPayloadLength(uint16(len(nh) - header.IPv6MinimumSize + tcpLen))
-	} else {
-		ip := header.IPv4(nh)
-		ip.SetTotalLength(uint16(len(nh) + tcpLen))
-		ip.SetChecksum(0)
-		ip.SetChecksum(^ip.CalculateChecksum())
-	}
-	pseudo := pseudoSum(src, dst, tcpLen)
+	setIPLength(nh, len(th)+payload)
 	if partial {
 		// CHECKSUM_PARTIAL: the field holds the pseudo-header sum, with the
 		// TCP length, and whoever segments the packet completes it.
-		th.SetChecksum(pseudo)
+		th.SetChecksum(pseudoSum(src, dst, len(th)+payload))
 	} else {
-		th.SetChecksum(0)
-		th.SetChecksum(^checksum.Combine(checksum.Combine(pseudo, checksum.Checksum(th, 0)), payloadSum))
+		setTCPChecksum(src, dst, th, payload, payloadSum)
 	}
 	sh.capMSS(pkt, len(nh), len(th))
 }
@@ -588,45 +578,60 @@ func (sh *shim) rebuild(pkt *stack.PacketBuffer, v *tcpView, mp []byte, off, n i
 	th[header.TCPDataOffset] = byte(tcpLen/4)<<4 | th[header.TCPDataOffset]&0x0f
 	th.SetFlags(flags)
 	th.SetSequenceNumber(v.tcp.SequenceNumber() + uint32(off))
-	np.TransportProtocolNumber = header.TCPProtocolNumber
 
 	nh := np.NetworkHeader().Push(len(v.ipHdr))
 	copy(nh, v.ipHdr)
-	if v.v6 {
-		header.IPv6(nh).SetPayloadLength(uint16(len(nh) - header.IPv6MinimumSize + tcpLen + n))
-	} else {
-		ip := header.IPv4(nh)
-		ip.SetTotalLength(uint16(len(nh) + tcpLen + n))
-		ip.SetChecksum(0)
-		ip.SetChecksum(^ip.CalculateChecksum())
-	}
-	np.NetworkProtocolNumber = pkt.NetworkProtocolNumber
-	np.EgressRoute = pkt.EgressRoute
+	setIPLength(nh, tcpLen+n)
+	inheritTx(np, pkt)
 	np.GSOOptions = pkt.GSOOptions
-	np.Hash = pkt.Hash
-	np.Owner = pkt.Owner
 
-	pseudo := pseudoSum(v.src, v.dst, tcpLen+n)
 	switch {
 	case pkt.GSOOptions.Type != stack.GSONone && pkt.GSOOptions.NeedsCsum:
 		// CHECKSUM_PARTIAL: the field holds the pseudo-header sum, with the
 		// TCP length, and whoever segments the packet completes it.
-		th.SetChecksum(pseudo)
+		th.SetChecksum(pseudoSum(v.src, v.dst, tcpLen+n))
 	case off == 0 && n == v.payload:
 		// Same payload: take its sum out of the checksum gVisor computed
 		// (RFC 1624) instead of reading the payload again.
 		old := v.tcp.Checksum()
 		oldPseudo := pseudoSum(v.src, v.dst, len(v.tcp)+v.payload)
 		hdrOld := headerSumWithoutChecksum(v.tcp)
-		payloadSum := checksum.Combine(^old, ^checksum.Combine(oldPseudo, hdrOld))
-		th.SetChecksum(0)
-		th.SetChecksum(^checksum.Combine(checksum.Combine(pseudo, checksum.Checksum(th, 0)), payloadSum))
+		setTCPChecksum(v.src, v.dst, th, n, checksum.Combine(^old, ^checksum.Combine(oldPseudo, hdrOld)))
 	default:
-		th.SetChecksum(0)
-		sum := checksum.Combine(pseudo, checksum.Checksum(th, 0))
-		th.SetChecksum(^checksum.Combine(sum, np.Data().Checksum()))
+		setTCPChecksum(v.src, v.dst, th, n, np.Data().Checksum())
 	}
 	return np
+}
+
+// setIPLength sets the length field of the IP header nh for a TCP segment
+// of tcpLen bytes behind it and, for IPv4, computes the header checksum.
+func setIPLength(nh []byte, tcpLen int) {
+	if nh[0]>>4 == 6 {
+		header.IPv6(nh).SetPayloadLength(uint16(len(nh) - header.IPv6MinimumSize + tcpLen))
+		return
+	}
+	ip := header.IPv4(nh)
+	ip.SetTotalLength(uint16(len(nh) + tcpLen))
+	ip.SetChecksum(0)
+	ip.SetChecksum(^ip.CalculateChecksum())
+}
+
+// setTCPChecksum computes th's checksum for a payload of n bytes summing to
+// payloadSum.
+func setTCPChecksum(src, dst []byte, th header.TCP, n int, payloadSum uint16) {
+	th.SetChecksum(0)
+	sum := checksum.Combine(pseudoSum(src, dst, len(th)+n), checksum.Checksum(th, 0))
+	th.SetChecksum(^checksum.Combine(sum, payloadSum))
+}
+
+// inheritTx gives np, a packet the shim sends in place of pkt (or of part
+// of it), pkt's protocol numbers, route, hash and owner.
+func inheritTx(np, pkt *stack.PacketBuffer) {
+	np.NetworkProtocolNumber = pkt.NetworkProtocolNumber
+	np.TransportProtocolNumber = header.TCPProtocolNumber
+	np.EgressRoute = pkt.EgressRoute
+	np.Hash = pkt.Hash
+	np.Owner = pkt.Owner
 }
 
 // headerSumWithoutChecksum is the one's-complement sum of a TCP header with
@@ -1031,8 +1036,7 @@ func (sh *shim) sendSynthesisedLocked(f *flow, seg subflow.Segment, data []byte)
 	if !v6 {
 		sb, db = sb[12:], db[12:]
 	}
-	sum := checksum.Combine(pseudoSum(sb, db, tcpLen+payload), checksum.Checksum(th, 0))
-	th.SetChecksum(^checksum.Combine(sum, checksum.Checksum(data, 0)))
+	setTCPChecksum(sb, db, th, payload, checksum.Checksum(data, 0))
 
 	var list stack.PacketBufferList
 	list.PushBack(pkt)
