@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -111,9 +112,15 @@ func newGVisor(tb testing.TB, ep gstack.LinkEndpoint, p netip.Prefix) *gstack.St
 // that has none: gVisor's TCP then builds super-segments and cuts them
 // itself (GVisorGSOSupported, as gVisor's fdbased endpoint can ask for),
 // each segment still going down its IP path one by one.
-type gvisorGSO struct{ nested.Endpoint }
+// used records that gVisor did cut a super-segment (its segments then
+// reach the link marked GSOGvisor), so the row cannot measure plain gVisor
+// under another name.
+type gvisorGSO struct {
+	nested.Endpoint
+	used atomic.Bool
+}
 
-func withGVisorGSO(child gstack.LinkEndpoint) gstack.LinkEndpoint {
+func withGVisorGSO(child gstack.LinkEndpoint) *gvisorGSO {
 	e := &gvisorGSO{}
 	e.Endpoint.Init(child, e)
 	return e
@@ -121,6 +128,18 @@ func withGVisorGSO(child gstack.LinkEndpoint) gstack.LinkEndpoint {
 
 func (*gvisorGSO) SupportedGSO() gstack.SupportedGSO { return gstack.GVisorGSOSupported }
 func (*gvisorGSO) GSOMaxSize() uint32                { return gstack.GVisorGSOMaxSize }
+
+// WritePackets implements stack.LinkWriter.
+func (e *gvisorGSO) WritePackets(pkts gstack.PacketBufferList) (int, tcpip.Error) {
+	if !e.used.Load() {
+		for _, p := range pkts.AsSlice() {
+			if p.GSOOptions.Type == gstack.GSOGvisor && p.Data().Size() > 0 {
+				e.used.Store(true)
+			}
+		}
+	}
+	return e.Endpoint.WritePackets(pkts)
+}
 
 // gvisorPair connects two plain gVisor stacks over link; gvGSO puts
 // gVisor's own software GSO on both (see gvisorGSO).
@@ -130,8 +149,10 @@ func gvisorPair(tb testing.TB, link emu.Config, gvGSO bool) *conns {
 		tb.Fatal(err)
 	}
 	epA, epB := l.A(), l.B()
+	var gsoA, gsoB *gvisorGSO
 	if gvGSO {
-		epA, epB = withGVisorGSO(epA), withGVisorGSO(epB)
+		gsoA, gsoB = withGVisorGSO(epA), withGVisorGSO(epB)
+		epA, epB = gsoA, gsoB
 	}
 	a, b := newGVisor(tb, epA, addrA), newGVisor(tb, epB, addrB)
 	ln, err := gonet.ListenTCP(b, tcpip.FullAddress{NIC: 1, Port: 7000}, ipv4.ProtocolNumber)
@@ -147,6 +168,9 @@ func gvisorPair(tb testing.TB, link emu.Config, gvGSO bool) *conns {
 	}
 	s := <-acc
 	return &conns{client: c, server: s, close: func() {
+		if gvGSO && !(gsoA.used.Load() && gsoB.used.Load()) {
+			tb.Errorf("gVisor's own GSO was not used (A %v, B %v): the reference is plain gVisor", gsoA.used.Load(), gsoB.used.Load())
+		}
 		c.Close()
 		s.Close()
 		ln.Close()
