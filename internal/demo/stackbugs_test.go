@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/umptcp/umptcp/decode"
 	"github.com/umptcp/umptcp/emu"
@@ -96,9 +95,15 @@ func TestStackBugRetransmitWithoutMapping(t *testing.T) {
 // of this test under -race): both ends fell back, both read EOF, and got
 // 4194305 and 4194306 bytes for 4194304 sent, 3.5 MB of them wrong from
 // offset 655360, with no error.
+//
+// The runs are bounded by mustRun's 2 minutes, which only catch a stuck
+// run: with the stack's software GSO this path takes longer (24 runs:
+// median 7.0 s, p90 20 s, longest 26.5 s, against 2.6, 8.7 and 10.3 s
+// without; docs/DESIGN.md), and the 30 s this test had timed a run out in
+// CI.
 func TestStackBugLossyPathFallsBack(t *testing.T) {
 	for i := range seeds(8) {
-		res, err := mustRun(t, Config{Size: 4 << 20, Seed: uint64(i + 1), Timeout: 30 * time.Second,
+		res, err := mustRun(t, Config{Size: 4 << 20, Seed: uint64(i + 1),
 			Paths: []emu.Config{path(t, "delay=1ms,loss=3%")}})
 		fb := res.Counters.Client["MPTcpExtDssFallback"] + res.Counters.Server["MPTcpExtDssFallback"]
 		if err != nil || !res.OK() || fb > 0 {
